@@ -1,0 +1,49 @@
+/* error.c - thread-local error message for library calls. */
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char errbuf[1024];
+
+int mk_fail(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int mk_fail_ctx(int code, const char *fmt, ...) {
+    char old[sizeof errbuf];
+    memcpy(old, errbuf, sizeof old);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof errbuf)
+        snprintf(errbuf + n, sizeof errbuf - (size_t)n, ": %s", old);
+    return code;
+}
+
+const char *mk_errmsg(void) { return errbuf[0] ? errbuf : "unknown error"; }
+
+void mk_clear_error(void) { errbuf[0] = 0; }
+
+const char *mk_status_name(int code) {
+    switch (code) {
+    case MK_OK: return "ok";
+    case MK_ERR_IO: return "i/o error";
+    case MK_ERR_FORMAT: return "malformed input";
+    case MK_ERR_NOMEM: return "out of memory";
+    case MK_ERR_ARG: return "invalid argument";
+    case MK_ERR_UNSUPPORTED: return "unsupported";
+    case MK_ERR_RANGE: return "out of range";
+    case MK_ERR_NOTFOUND: return "not found";
+    case MK_ERR_MISMATCH: return "mismatch";
+    case MK_ERR_DB: return "knowledge-base error";
+    case MK_ERR_CONFLICT: return "conflict";
+    default: return "error";
+    }
+}
