@@ -94,5 +94,12 @@ float mk_cross_entropy(float *dlogits, const float *logits, const int32_t *targe
 /* ---- threads ---- */
 /* Threads used by the kernels (OMP_NUM_THREADS, else the cores). */
 int mk_num_threads(void);
+/* Threading policy: the kernels parallelise with OpenMP themselves and call
+ * BLAS from inside their parallel regions on disjoint slices of the output,
+ * so OpenBLAS is pinned to ONE thread (two pools on the same cores would
+ * oversubscribe them). Every BLAS-using kernel calls this itself; it is
+ * idempotent and thread-safe. Code elsewhere calling cblas_* directly gets
+ * single-threaded BLAS after the first kernel call. */
+void mk_ops_init(void);
 
 #endif

@@ -1,0 +1,327 @@
+/* test_ops.c - every kernel of core/ops.h against PyTorch references
+ * (tests/data/ops/<case>.bin, written by tools/ref_ops.py), and the stored-dtype
+ * matmuls against the f32 matmul on the dequantised weights.
+ *
+ * Tolerance: the references are float64 results rounded to float32, the
+ * kernels run in float32: |diff| <= 2e-5 + 2e-5 |ref| (a few ulps after
+ * sums of tens of terms). Backward outputs start from 0.5 everywhere so
+ * the test also checks that gradients are ADDED. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/ops.h"
+#include "util/check.h"
+
+#define ATOL 2e-5
+#define RTOL 2e-5
+#define PRE 0.5f /* initial value of every gradient buffer */
+
+/* ---- fixture reader (format documented in tools/ref_ops.py) ---- */
+
+typedef struct {
+    char name[32];
+    int ndim, dims[4];
+    size_t n;
+    float *data;
+} arr_t;
+
+typedef struct {
+    const char *path;
+    char *buf;
+    int count;
+    arr_t a[32];
+} fix_t;
+
+static uint32_t rd_u32(const char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static void die(const char *path, const char *what) {
+    fprintf(stderr, "%s: %s (regenerate with /usr/bin/python3 tools/ref_ops.py)\n", path, what);
+    exit(1);
+}
+
+static void fix_load(fix_t *f, const char *name) {
+    static char path[256];
+    snprintf(path, sizeof path, "tests/data/ops/%s.bin", name);
+    size_t len;
+    f->path = path;
+    f->buf = check_read_file(path, &len);
+    if (len < 12 || memcmp(f->buf, "MKOPS001", 8)) die(path, "bad magic");
+    uint32_t cnt = rd_u32(f->buf + 8);
+    if (cnt > 32) die(path, "too many arrays");
+    size_t off = 12;
+    for (uint32_t i = 0; i < cnt; i++) {
+        arr_t *a = &f->a[i];
+        if (off + 4 > len) die(path, "truncated");
+        uint32_t nl = rd_u32(f->buf + off);
+        off += 4;
+        if (nl >= sizeof a->name || off + nl + 4 > len) die(path, "bad name");
+        memcpy(a->name, f->buf + off, nl);
+        a->name[nl] = 0;
+        off += nl;
+        a->ndim = (int)rd_u32(f->buf + off);
+        off += 4;
+        if (a->ndim > 4 || off + 4 * (size_t)a->ndim > len) die(path, "bad ndim");
+        a->n = 1;
+        for (int d = 0; d < a->ndim; d++) {
+            a->dims[d] = (int)rd_u32(f->buf + off);
+            a->n *= (size_t)a->dims[d];
+            off += 4;
+        }
+        if (a->n > (len - off) / 4) die(path, "truncated data");
+        a->data = malloc(a->n * sizeof(float) + 1);
+        memcpy(a->data, f->buf + off, a->n * sizeof(float));
+        off += a->n * 4;
+    }
+    f->count = (int)cnt;
+}
+
+static float *get(fix_t *f, const char *name, size_t *n) {
+    for (int i = 0; i < f->count; i++)
+        if (!strcmp(f->a[i].name, name)) {
+            if (n) *n = f->a[i].n;
+            return f->a[i].data;
+        }
+    fprintf(stderr, "%s: no array '%s'\n", f->path, name);
+    exit(1);
+}
+
+static void fix_free(fix_t *f) {
+    for (int i = 0; i < f->count; i++) free(f->a[i].data);
+    free(f->buf);
+    memset(f, 0, sizeof *f);
+}
+
+static float *filled(size_t n, float v) {
+    float *p = malloc(n * sizeof(float) + 1);
+    for (size_t i = 0; i < n; i++) p[i] = v;
+    return p;
+}
+
+/* compare a gradient buffer that started at PRE with ref */
+static void check_grad(const char *what, const float *g, const float *ref, size_t n) {
+    float *want = malloc(n * sizeof(float) + 1);
+    for (size_t i = 0; i < n; i++) want[i] = ref[i] + PRE;
+    check_close(what, g, want, n, ATOL, RTOL);
+    free(want);
+}
+
+/* ---- cases ---- */
+
+static void test_matmul(const char *name, int with_bias) {
+    fix_t f;
+    fix_load(&f, name);
+    float *dims = get(&f, "dims", NULL);
+    int M = (int)dims[0], K = (int)dims[1], N = (int)dims[2];
+    float *inp = get(&f, "inp", NULL), *w = get(&f, "w", NULL), *dout = get(&f, "dout", NULL);
+    float *bias = with_bias ? get(&f, "bias", NULL) : NULL;
+    float *out = filled((size_t)M * N, NAN);
+    char what[64];
+    mk_matmul_forward(out, inp, w, bias, M, K, N);
+    snprintf(what, sizeof what, "%s out", name);
+    check_close(what, out, get(&f, "out", NULL), (size_t)M * N, ATOL, RTOL);
+    float *dinp = filled((size_t)M * K, PRE), *dw = filled((size_t)N * K, PRE);
+    float *db = filled((size_t)N, PRE);
+    mk_matmul_backward(dinp, dw, with_bias ? db : NULL, dout, inp, w, M, K, N);
+    snprintf(what, sizeof what, "%s dinp", name);
+    check_grad(what, dinp, get(&f, "dinp", NULL), (size_t)M * K);
+    snprintf(what, sizeof what, "%s dw", name);
+    check_grad(what, dw, get(&f, "dw", NULL), (size_t)N * K);
+    if (with_bias) {
+        snprintf(what, sizeof what, "%s dbias", name);
+        check_grad(what, db, get(&f, "dbias", NULL), (size_t)N);
+    }
+    /* NULL gradients are skipped; the others are unchanged by that */
+    float *dinp2 = filled((size_t)M * K, PRE);
+    mk_matmul_backward(dinp2, NULL, NULL, dout, inp, w, M, K, N);
+    snprintf(what, sizeof what, "%s dinp alone", name);
+    check_grad(what, dinp2, get(&f, "dinp", NULL), (size_t)M * K);
+    free(out), free(dinp), free(dw), free(db), free(dinp2);
+    fix_free(&f);
+}
+
+static void test_rmsnorm(void) {
+    fix_t f;
+    fix_load(&f, "rmsnorm");
+    float *dims = get(&f, "dims", NULL);
+    int M = (int)dims[0], C = (int)dims[1];
+    float eps = get(&f, "eps", NULL)[0];
+    float *x = get(&f, "inp", NULL), *w = get(&f, "w", NULL);
+    float *out = filled((size_t)M * C, NAN), *rstd = filled(M, NAN);
+    mk_rmsnorm_forward(out, rstd, x, w, M, C, eps);
+    check_close("rmsnorm out", out, get(&f, "out", NULL), (size_t)M * C, ATOL, RTOL);
+    check_close("rmsnorm rstd", rstd, get(&f, "rstd", NULL), M, ATOL, RTOL);
+    float *dx = filled((size_t)M * C, PRE), *dw = filled(C, PRE);
+    mk_rmsnorm_backward(dx, dw, get(&f, "dout", NULL), x, w, rstd, M, C);
+    check_grad("rmsnorm dinp", dx, get(&f, "dinp", NULL), (size_t)M * C);
+    check_grad("rmsnorm dw", dw, get(&f, "dw", NULL), C);
+    free(out), free(rstd), free(dx), free(dw);
+    fix_free(&f);
+}
+
+static void test_layernorm(void) {
+    fix_t f;
+    fix_load(&f, "layernorm");
+    float *dims = get(&f, "dims", NULL);
+    int M = (int)dims[0], C = (int)dims[1];
+    float eps = get(&f, "eps", NULL)[0];
+    float *x = get(&f, "inp", NULL), *w = get(&f, "w", NULL), *b = get(&f, "b", NULL);
+    float *out = filled((size_t)M * C, NAN), *mean = filled(M, NAN), *rstd = filled(M, NAN);
+    mk_layernorm_forward(out, mean, rstd, x, w, b, M, C, eps);
+    check_close("layernorm out", out, get(&f, "out", NULL), (size_t)M * C, ATOL, RTOL);
+    check_close("layernorm mean", mean, get(&f, "mean", NULL), M, ATOL, RTOL);
+    check_close("layernorm rstd", rstd, get(&f, "rstd", NULL), M, ATOL, RTOL);
+    float *dx = filled((size_t)M * C, PRE), *dw = filled(C, PRE), *db = filled(C, PRE);
+    mk_layernorm_backward(dx, dw, db, get(&f, "dout", NULL), x, w, mean, rstd, M, C);
+    check_grad("layernorm dinp", dx, get(&f, "dinp", NULL), (size_t)M * C);
+    check_grad("layernorm dw", dw, get(&f, "dw", NULL), C);
+    check_grad("layernorm db", db, get(&f, "db", NULL), C);
+    free(out), free(mean), free(rstd), free(dx), free(dw), free(db);
+    fix_free(&f);
+}
+
+static void test_rope(const char *name, int interleaved, int with_ff) {
+    fix_t f;
+    fix_load(&f, name);
+    float *dims = get(&f, "dims", NULL);
+    int T = (int)dims[0], NH = (int)dims[1], HS = (int)dims[2];
+    float theta = get(&f, "theta", NULL)[0];
+    float *posf = get(&f, "pos", NULL), *ff = with_ff ? get(&f, "ff", NULL) : NULL;
+    int pos[64];
+    for (int t = 0; t < T && t < 64; t++) pos[t] = (int)posf[t];
+    size_t n = (size_t)T * NH * HS;
+    float *x = malloc(n * sizeof(float)), *dx = malloc(n * sizeof(float));
+    memcpy(x, get(&f, "x", NULL), n * sizeof(float));
+    memcpy(dx, get(&f, "dout", NULL), n * sizeof(float));
+    mk_rope_forward(x, pos, T, NH, HS, theta, ff, interleaved);
+    char what[64];
+    snprintf(what, sizeof what, "%s out", name);
+    check_close(what, x, get(&f, "out", NULL), n, ATOL, RTOL);
+    mk_rope_backward(dx, pos, T, NH, HS, theta, ff, interleaved);
+    snprintf(what, sizeof what, "%s dx", name);
+    check_close(what, dx, get(&f, "dx", NULL), n, ATOL, RTOL);
+    free(x), free(dx);
+    fix_free(&f);
+}
+
+static void test_activations(void) {
+    fix_t f;
+    size_t n;
+    fix_load(&f, "swiglu");
+    float *a = get(&f, "a", &n), *b = get(&f, "b", NULL), *dout = get(&f, "dout", NULL);
+    float *out = filled(n, NAN), *da = filled(n, PRE), *db = filled(n, PRE);
+    mk_swiglu_forward(out, a, b, n);
+    check_close("swiglu out", out, get(&f, "out", NULL), n, ATOL, RTOL);
+    mk_swiglu_backward(da, db, dout, a, b, n);
+    check_grad("swiglu da", da, get(&f, "da", NULL), n);
+    check_grad("swiglu db", db, get(&f, "db", NULL), n);
+    free(out), free(da), free(db);
+    fix_free(&f);
+
+    const char *names[3] = {"gelu", "relu", "tanh"};
+    for (int k = 0; k < 3; k++) {
+        fix_load(&f, names[k]);
+        float *x = get(&f, "inp", &n);
+        dout = get(&f, "dout", NULL);
+        out = filled(n, NAN);
+        float *dx = filled(n, PRE);
+        if (k == 0) mk_gelu_forward(out, x, n), mk_gelu_backward(dx, dout, x, n);
+        if (k == 1) mk_relu_forward(out, x, n), mk_relu_backward(dx, dout, x, n);
+        if (k == 2) mk_tanh_forward(out, x, n), mk_tanh_backward(dx, dout, out, n);
+        char what[64];
+        snprintf(what, sizeof what, "%s out", names[k]);
+        check_close(what, out, get(&f, "out", NULL), n, ATOL, RTOL);
+        snprintf(what, sizeof what, "%s dinp", names[k]);
+        check_grad(what, dx, get(&f, "dinp", NULL), n);
+        free(out), free(dx);
+        fix_free(&f);
+    }
+}
+
+static void test_attention(const char *name, int use_mask) {
+    fix_t f;
+    fix_load(&f, name);
+    float *dims = get(&f, "dims", NULL);
+    int T = (int)dims[0], Tk = (int)dims[1], NH = (int)dims[2], NKV = (int)dims[3];
+    int HS = (int)dims[4], off = (int)dims[5];
+    float *q = get(&f, "q", NULL), *k = get(&f, "k", NULL), *v = get(&f, "v", NULL);
+    float *kmask = use_mask ? get(&f, "kmask", NULL) : NULL;
+    size_t nq = (size_t)T * NH * HS, nk = (size_t)Tk * NKV * HS, na = (size_t)NH * T * Tk;
+    float *out = filled(nq, NAN), *att = filled(na, NAN);
+    mk_attention_forward(out, att, q, k, v, kmask, T, Tk, NH, NKV, HS, off);
+    char what[80];
+    snprintf(what, sizeof what, "%s out", name);
+    check_close(what, out, get(&f, "out", NULL), nq, ATOL, RTOL);
+    snprintf(what, sizeof what, "%s att", name);
+    check_close(what, att, get(&f, "att", NULL), na, ATOL, RTOL);
+    float *dq = filled(nq, PRE), *dk = filled(nk, PRE), *dv = filled(nk, PRE);
+    mk_attention_backward(dq, dk, dv, get(&f, "dout", NULL), att, q, k, v, T, Tk, NH, NKV, HS);
+    snprintf(what, sizeof what, "%s dq", name);
+    check_grad(what, dq, get(&f, "dq", NULL), nq);
+    snprintf(what, sizeof what, "%s dk", name);
+    check_grad(what, dk, get(&f, "dk", NULL), nk);
+    snprintf(what, sizeof what, "%s dv", name);
+    check_grad(what, dv, get(&f, "dv", NULL), nk);
+    free(out), free(att), free(dq), free(dk), free(dv);
+    fix_free(&f);
+}
+
+static void test_softmax_xent(void) {
+    fix_t f;
+    fix_load(&f, "softmax");
+    float *dims = get(&f, "dims", NULL);
+    int M = (int)dims[0], N = (int)dims[1];
+    float *out = filled((size_t)M * N, NAN), *dx = filled((size_t)M * N, PRE);
+    mk_softmax_forward(out, get(&f, "inp", NULL), M, N);
+    check_close("softmax out", out, get(&f, "out", NULL), (size_t)M * N, ATOL, RTOL);
+    mk_softmax_backward(dx, get(&f, "dout", NULL), out, M, N);
+    check_grad("softmax dinp", dx, get(&f, "dinp", NULL), (size_t)M * N);
+    free(out), free(dx);
+    fix_free(&f);
+
+    fix_load(&f, "xent");
+    dims = get(&f, "dims", NULL);
+    int V;
+    M = (int)dims[0], V = (int)dims[1];
+    float *tf = get(&f, "targets", NULL);
+    int32_t tg[64];
+    for (int m = 0; m < M && m < 64; m++) tg[m] = (int32_t)tf[m];
+    float *dl = filled((size_t)M * V, PRE);
+    float loss = mk_cross_entropy(dl, get(&f, "logits", NULL), tg, get(&f, "mask", NULL), M, V,
+                                  get(&f, "dloss", NULL)[0]);
+    check_close("xent loss", &loss, get(&f, "loss", NULL), 1, ATOL, RTOL);
+    check_grad("xent dlogits", dl, get(&f, "dlogits", NULL), (size_t)M * V);
+    /* an ignored target (-100) in a masked-in row is skipped like mask 0 */
+    float *mask = get(&f, "mask", NULL);
+    for (int m = 0; m < M; m++)
+        if (mask[m] == 0) tg[m] = -100;
+    float loss2 = mk_cross_entropy(NULL, get(&f, "logits", NULL), tg, NULL, M, V, 1.0f);
+    check_close("xent loss ignore_index", &loss2, get(&f, "loss", NULL), 1, ATOL, RTOL);
+    free(dl);
+    fix_free(&f);
+}
+
+int main(void) {
+    test_matmul("matmul", 1);
+    test_matmul("matmul_m1", 1);
+    test_matmul("matmul_big", 0);
+    test_rmsnorm();
+    test_layernorm();
+    test_rope("rope_half", 0, 0);
+    test_rope("rope_half_ff", 0, 1);
+    test_rope("rope_inter", 1, 0);
+    test_rope("rope_inter_ff", 1, 1);
+    test_activations();
+    test_attention("attn_gqa_causal", 1);
+    test_attention("attn_bidir_mask", 1);
+    test_attention("attn_causal_mqa", 0);
+    test_softmax_xent();
+    return check_summary("test_ops");
+}
