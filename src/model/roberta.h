@@ -84,10 +84,13 @@ void mk_enc_tensor(const mk_enc_config *cfg, const mk_enc_params *p, int i, char
 
 /* Fill p from stored tensors found by `find` (a name without prefix is
  * tried as is, then with "roberta." / "bert."). Checks presence, shape and
- * converts any dtype to f32. label names the source in messages. */
+ * converts any dtype to f32. label names the source in messages. With
+ * missing_pooler not NULL, an absent pooler is allowed (*missing_pooler
+ * set to 1, p->pool_* left untouched): masked-LM checkpoints such as
+ * roberta-base have none. */
 typedef const mk_tensor_view *(*mk_tensor_find_fn)(void *ctx, const char *name);
 int mk_enc_load_tensors(const mk_enc_config *cfg, mk_enc_params *p, mk_tensor_find_fn find,
-                        void *ctx, const char *label);
+                        void *ctx, const char *label, int *missing_pooler);
 
 /* A standalone encoder: config, its own parameter block, its tokenizer. */
 typedef struct {
@@ -97,6 +100,8 @@ typedef struct {
     mk_tokenizer *tok;   /* may be NULL (ids-only use) */
     char *config_json;   /* config.json text as read */
     char *dir;           /* where it came from */
+    int pooler_initialised; /* 1: the checkpoint had no pooler; it was
+                               initialised as HF does (normal(0, 0.02), bias 0) */
 } mk_encoder;
 
 /* Open a Hugging Face encoder directory (config.json + model.safetensors
@@ -115,6 +120,9 @@ void mk_encoder_free(mk_encoder *e);
 typedef struct {
     int n, L, NL, H, NH, I;
     int from_ids;      /* 1: embeddings were used (ids valid) */
+    int keep;          /* 1: every layer's activations kept (backward possible);
+                          0: one layer's buffers reused (inference), and
+                          hidden holds 2 slots */
     int32_t *ids;      /* (n, L) token ids (pads = pad_id) */
     int32_t *pos;      /* (n, L) position ids */
     float *mask;       /* (n, L) 1 real token, 0 padding */
@@ -131,6 +139,7 @@ typedef struct {
     float *fch_gelu;   /* (NL, n, L, I) */
     float *res2;       /* (NL, n, L, H) ln1 + FFN output (LayerNorm 2 input) */
     float *ln2_mean, *ln2_rstd;   /* (NL, n, L) */
+    float *pool_in;    /* (n, H) first token of the last hidden states */
     float *pool_pre;   /* (n, H) Wp h0 + bp */
     float *pooled;     /* (n, H) tanh(pool_pre) */
     void *block;       /* the one allocation */
@@ -145,8 +154,9 @@ int mk_enc_tokenize_with(const mk_enc_config *cfg, const mk_tokenizer *tok,
                          const char *const *texts, int n, int32_t **ids, float **mask, int *L);
 
 /* Allocate activations for n sequences of L tokens (with embeddings when
- * from_ids); free with mk_enc_acts_free. */
-int mk_enc_acts_alloc(const mk_enc_config *cfg, int n, int L, int from_ids, mk_enc_acts *a);
+ * from_ids; every layer kept when keep); free with mk_enc_acts_free. */
+int mk_enc_acts_alloc(const mk_enc_config *cfg, int n, int L, int from_ids, int keep,
+                      mk_enc_acts *a);
 void mk_enc_acts_free(mk_enc_acts *a);
 
 /* Forward n sentences of token ids (n, L) with mask (n, L) (mask NULL:
@@ -162,7 +172,8 @@ int mk_enc_forward_embeds(const mk_enc_config *cfg, const mk_enc_params *p, cons
 /* Last hidden states (n, L, H) of a forward. */
 float *mk_enc_last_hidden(const mk_enc_acts *a);
 
-/* Backward from dlast (n, L, H) and dpooled (n, H) (either may be NULL).
+/* Backward from dlast (n, L, H) and dpooled (n, H) (either may be NULL);
+ * the forward must have kept its activations.
  * Adds weight gradients into g (NULL: none) and, when dinp is not NULL,
  * the gradient of the layer inputs hidden[0] (n, L, H) into dinp. With
  * from_ids, embedding gradients are scattered into g->wte/wpe/wtt. The
