@@ -308,6 +308,64 @@ static void test_softmax_xent(void) {
     fix_free(&f);
 }
 
+/* ---- stored-dtype matmuls vs the f32 matmul on dequantised weights ---- */
+
+static uint64_t rng_state = 88172645463325252ull;
+static float urand(void) { /* xorshift64, uniform in [-1, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static void test_matmul_dt_case(mk_dtype wt, int M, int K, int N) {
+    size_t nw = (size_t)N * K, wb = mk_dtype_nbytes(wt, nw);
+    CHECK(wb > 0);
+    float *wf = malloc(nw * sizeof(float)), *deq = malloc(nw * sizeof(float));
+    for (size_t i = 0; i < nw; i++) wf[i] = urand();
+    /* stored one byte off alignment: mapped GGUF/safetensors data may be */
+    unsigned char *raw = malloc(wb + 8), *wq = raw + (wt == MK_F32 ? 0 : 1);
+    mk_quantize(wt, wf, wq, nw);
+    mk_dequantize(wt, wq, deq, nw);
+    float *inp = malloc((size_t)M * K * sizeof(float)), *bias = malloc((size_t)N * sizeof(float));
+    float *dout = malloc((size_t)M * N * sizeof(float));
+    for (size_t i = 0; i < (size_t)M * K; i++) inp[i] = urand();
+    for (int i = 0; i < N; i++) bias[i] = urand();
+    for (size_t i = 0; i < (size_t)M * N; i++) dout[i] = urand();
+    float *got = filled((size_t)M * N, NAN), *want = filled((size_t)M * N, NAN);
+    mk_matmul_forward_dt(got, inp, wq, wt, bias, M, K, N);
+    mk_matmul_forward(want, inp, deq, bias, M, K, N);
+    char what[96];
+    /* different summation orders: allow a few ulps of the sum of |terms| (~K/2) */
+    double atol = 4e-7 * K;
+    snprintf(what, sizeof what, "matmul_forward_dt %s M=%d K=%d N=%d", mk_dtype_name(wt), M, K, N);
+    check_close(what, got, want, (size_t)M * N, atol, 1e-5);
+    float *dg = filled((size_t)M * K, PRE), *dw = filled((size_t)M * K, PRE);
+    mk_matmul_backward_dt(dg, dout, wq, wt, M, K, N);
+    mk_matmul_backward(dw, NULL, NULL, dout, inp, deq, M, K, N);
+    snprintf(what, sizeof what, "matmul_backward_dt %s M=%d K=%d N=%d", mk_dtype_name(wt), M, K, N);
+    check_close(what, dg, dw, (size_t)M * K, 4e-7 * N, 1e-5);
+    free(wf), free(deq), free(raw), free(inp), free(bias), free(dout), free(got), free(want);
+    free(dg), free(dw);
+}
+
+static void test_matmul_dt(void) {
+    const mk_dtype types[5] = {MK_F32, MK_F16, MK_BF16, MK_Q8_0, MK_Q4_0};
+    for (int i = 0; i < 5; i++) {
+        test_matmul_dt_case(types[i], 1, 64, 19);
+        test_matmul_dt_case(types[i], 3, 64, 19);
+        test_matmul_dt_case(types[i], 1, 96, 300);  /* > one tile of rows */
+        test_matmul_dt_case(types[i], 9, 96, 300);
+        test_matmul_dt_case(types[i], 1, 2080, 40); /* row longer than any SIMD unroll */
+        test_matmul_dt_case(types[i], 6, 2080, 300); /* several tiles (tile < N) */
+    }
+    /* a quantised row that is not whole blocks gives NaN, not garbage */
+    float x[40] = {0}, o[2] = {0, 0};
+    unsigned char wq[200] = {0};
+    mk_matmul_forward_dt(o, x, wq, MK_Q8_0, NULL, 1, 40, 2);
+    CHECK(isnan(o[0]) && isnan(o[1]));
+}
+
 int main(void) {
     test_matmul("matmul", 1);
     test_matmul("matmul_m1", 1);
@@ -323,5 +381,6 @@ int main(void) {
     test_attention("attn_bidir_mask", 1);
     test_attention("attn_causal_mqa", 0);
     test_softmax_xent();
+    test_matmul_dt();
     return check_summary("test_ops");
 }
