@@ -28,6 +28,13 @@ const char *mk_weights_config_json(const mk_weights *w);
 /* Directory holding the model files (for tokenizer.json etc.). */
 const char *mk_weights_dir(const mk_weights *w);
 
+/* The safetensors files behind the handle, for inspection: 1 for a
+ * .safetensors file, the shards of a HF directory (in the order first
+ * named by the index), 0 for GGUF. *path (optional) gets the file's path. */
+typedef struct mk_st mk_st;
+size_t mk_weights_n_files(const mk_weights *w);
+const mk_st *mk_weights_file(const mk_weights *w, size_t i, const char **path);
+
 /* Copy a tensor to f32 (any stored dtype), checking the element count. */
 int mk_weights_to_f32(const mk_tensor_view *t, float *dst, uint64_t n_expected);
 

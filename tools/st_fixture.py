@@ -1,0 +1,124 @@
+#!/usr/bin/python3
+"""Write safetensors fixtures for tests/test_safetensors.c and tests/test_weights.c.
+
+Independent of medrek and of the `safetensors` package: the files are laid
+out by hand from the format description (u64 LE header length, JSON header
+starting with '{' padded with spaces, data section covered exactly by the
+tensors' [begin, end) offsets). Values come from torch 1.13 (its float16 and
+bfloat16 rounding is the reference for the stored bytes).
+
+For each fixture X.safetensors a reference X_ref.json lists every tensor
+(name, dtype, shape, n, ref_offset) and X_ref.f32 holds the expected values
+as little-endian float32, tensor after tensor.
+
+Run: /usr/bin/python3 tools/st_fixture.py   (from the repository root)
+"""
+import json
+import os
+import struct
+
+import torch
+
+OUT = os.path.join("tests", "data", "safetensors")
+DT = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def raw_bytes(t):
+    """Little-endian bytes of a tensor (int views keep bf16 bytes intact)."""
+    t = t.contiguous()
+    if t.dtype == torch.float32:
+        return t.numpy().astype("<f4").tobytes()
+    return t.view(torch.int16).numpy().astype("<i2").tobytes()
+
+
+def write_st(path, tensors, data_order, metadata=None):
+    """tensors: list of (name, dtype_str, torch tensor) in HEADER order;
+    data_order: names in the order their bytes are laid out (may differ
+    from the header order, which readers must not assume)."""
+    by_name = {n: (d, t) for n, d, t in tensors}
+    offsets, blob, at = {}, b"", 0
+    for n in data_order:
+        b = raw_bytes(by_name[n][1])
+        offsets[n] = (at, at + len(b))
+        blob += b
+        at += len(b)
+    header = {}
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for n, d, t in tensors:
+        header[n] = {"dtype": d, "shape": list(t.shape), "data_offsets": list(offsets[n])}
+    h = json.dumps(header, ensure_ascii=False).encode("utf-8")
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        f.write(blob)
+
+
+def write_ref(stem, tensors):
+    entries, vals, off = [], [], 0
+    for n, d, t in tensors:
+        v = t.float().reshape(-1)  # exact: every f16/bf16 value is an f32
+        entries.append({"name": n, "dtype": d, "shape": list(t.shape), "n": v.numel(), "ref_offset": off})
+        vals.append(v.numpy().astype("<f4").tobytes())
+        off += v.numel()
+    with open(stem + "_ref.json", "w") as f:
+        json.dump(entries, f, indent=1)
+    with open(stem + "_ref.f32", "wb") as f:
+        f.write(b"".join(vals))
+
+
+def mixed():
+    g = torch.Generator().manual_seed(1234)
+    f16 = torch.randn(2, 3, 5, generator=g) * 4
+    # Special values: largest f16, a subnormal, negative zero, infinities.
+    f16.view(-1)[:6] = torch.tensor([65504.0, 5.9604645e-08, -0.0, float("inf"), float("-inf"), 1.0 / 3])
+    bf16 = torch.randn(7, generator=g) * 1000
+    bf16[0] = 3.0e38
+    bf16[1] = -1.0e-38
+    tensors = [
+        ("w_f16", "F16", f16.to(torch.float16)),
+        ("w_f32", "F32", torch.arange(12, dtype=torch.float32).reshape(3, 4) * 0.5 - 2),
+        ("w_bf16", "BF16", bf16.to(torch.bfloat16)),
+        ("scalar", "F32", torch.tensor(3.25)),
+        ("empty", "F16", torch.zeros(0, 4, dtype=torch.float16)),
+        ("four_d", "BF16", (torch.randn(2, 1, 2, 3, generator=g)).to(torch.bfloat16)),
+        ("x.y/z ü", "F32", torch.tensor([1.5, -2.5])),
+    ]
+    order = ["scalar", "w_bf16", "empty", "w_f32", "four_d", "w_f16", "x.y/z ü"]
+    stem = os.path.join(OUT, "mixed")
+    write_st(stem + ".safetensors", tensors, order,
+             {"format": "pt", "note": "medrek fixture \u00fc \"quoted\""})
+    write_ref(stem, tensors)
+
+
+def hfdir():
+    g = torch.Generator().manual_seed(42)
+    d = os.path.join(OUT, "hfdir")
+    os.makedirs(d, exist_ok=True)
+    s1 = [
+        ("model.embed_tokens.weight", "F32", torch.randn(8, 4, generator=g)),
+        ("model.layers.0.self_attn.q_proj.weight", "BF16", torch.randn(4, 4, generator=g).to(torch.bfloat16)),
+    ]
+    s2 = [
+        ("model.norm.weight", "F16", (1 + 0.1 * torch.randn(4, generator=g)).to(torch.float16)),
+        ("lm_head.weight", "F32", torch.randn(8, 4, generator=g)),
+    ]
+    names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    write_st(os.path.join(d, names[0]), s1, [n for n, _, _ in s1], {"format": "pt"})
+    write_st(os.path.join(d, names[1]), s2, [n for n, _, _ in reversed(s2)], {"format": "pt"})
+    weight_map = {n: names[0] for n, _, _ in s1}
+    weight_map.update({n: names[1] for n, _, _ in s2})
+    with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, f, indent=2)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4,
+                   "vocab_size": 8, "num_hidden_layers": 1}, f, indent=2)
+    write_ref(os.path.join(OUT, "hfdir"), s1 + s2)
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    mixed()
+    hfdir()
+    print("wrote fixtures under", OUT)
