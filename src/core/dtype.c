@@ -224,7 +224,10 @@ static void q_q4_0(const float *x, uint8_t *dst, size_t nb) {
         for (int j = 0; j < MK_QK / 2; j++) {
             int q[2];
             for (int k = 0; k < 2; k++) {
-                float v = xb[j + k * MK_QK / 2] * id + 8.5f;
+                /* volatile keeps the product rounded to f32 before the
+                 * add (no FMA contraction), as GGML's rule is written. */
+                volatile float prod = xb[j + k * MK_QK / 2] * id;
+                float v = prod + 8.5f;
                 if (!(v >= 0.0f)) v = 0.0f; /* NaN, or rounding noise below 0 */
                 if (v > 15.0f) v = 15.0f;
                 q[k] = (int)v;
