@@ -17,11 +17,20 @@ int mk_tok_load(const char *path, mk_tokenizer **out);
 int mk_tok_load_json(const char *path, mk_tokenizer **out);
 int mk_tok_load_json_mem(const char *json, size_t len, const char *label, mk_tokenizer **out);
 int mk_tok_load_vocab_merges(const char *vocab_json, const char *merges_txt, mk_tokenizer **out);
+/* The same from two buffers (fuzzing, tests); label names them in messages. */
+int mk_tok_load_vocab_merges_mem(const char *vocab_json, size_t vocab_len, const char *merges,
+                                 size_t merges_len, const char *label, mk_tokenizer **out);
 int mk_tok_from_gguf(const mk_gguf *g, mk_tokenizer **out);
 void mk_tok_free(mk_tokenizer *t);
 
-enum { MK_TOK_SPECIAL = 1 }; /* add the tokenizer's own BOS/EOS template
+enum {
+    MK_TOK_SPECIAL = 1,      /* add the tokenizer's own BOS/EOS template
                                 (Llama: BOS; RoBERTa: <s> ... </s>) */
+    MK_TOK_SPLIT_SPECIAL = 2 /* treat the text of special tokens ("<s>",
+                                "<|endoftext|>") in the input as plain text;
+                                by default it becomes the special id, as in
+                                Hugging Face tokenizers */
+};
 
 /* Encode len bytes (any bytes; invalid UTF-8 never crashes). *ids is
  * malloc'd; the caller frees it. */
