@@ -128,19 +128,25 @@ static inline float hsum8(__m256 v) {
 
 /* Fused dequantise-dot of one stored row (K elements) with x (K): the
  * weight is read once, straight from the mapping, and never written out.
- * The block types multiply by the block scale after the 32-term sum. */
+ * The SIMD loops keep four independent accumulators so the FMA latency
+ * does not serialise them; block types scale each weight (d * q, exactly
+ * as mk_dequantize does) before the multiply-add. */
 static float dot_f16(const uint8_t *row, const float *x, int K) {
     int i = 0;
     float s = 0;
 #ifdef MK_DOT_AVX2
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    for (; i + 16 <= K; i += 16) {
-        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)i)));
-        __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)i + 16)));
-        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), a1);
+    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+    for (; i + 32 <= K; i += 32)
+        for (int j = 0; j < 4; j++) {
+            __m128i h = _mm_loadu_si128((const __m128i *)(row + 2 * (size_t)(i + 8 * j)));
+            a[j] = _mm256_fmadd_ps(_mm256_cvtph_ps(h), _mm256_loadu_ps(x + i + 8 * j), a[j]);
+        }
+    for (; i + 8 <= K; i += 8) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(row + 2 * (size_t)i));
+        a[0] = _mm256_fmadd_ps(_mm256_cvtph_ps(h), _mm256_loadu_ps(x + i), a[0]);
     }
-    s = hsum8(_mm256_add_ps(a0, a1));
+    s = hsum8(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
 #endif
     for (; i < K; i++) s += mk_f16_to_f32(ld_u16(row + 2 * (size_t)i)) * x[i];
     return s;
@@ -150,13 +156,20 @@ static float dot_bf16(const uint8_t *row, const float *x, int K) {
     int i = 0;
     float s = 0;
 #ifdef MK_DOT_AVX2
-    __m256 a0 = _mm256_setzero_ps();
+    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+    for (; i + 32 <= K; i += 32)
+        for (int j = 0; j < 4; j++) {
+            __m128i h = _mm_loadu_si128((const __m128i *)(row + 2 * (size_t)(i + 8 * j)));
+            __m256 w = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+            a[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + i + 8 * j), a[j]);
+        }
     for (; i + 8 <= K; i += 8) {
-        __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)i)));
-        __m256 w = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
-        a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + i), a0);
+        __m128i h = _mm_loadu_si128((const __m128i *)(row + 2 * (size_t)i));
+        __m256 w = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+        a[0] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + i), a[0]);
     }
-    s = hsum8(a0);
+    s = hsum8(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
 #endif
     for (; i < K; i++) s += mk_bf16_to_f32(ld_u16(row + 2 * (size_t)i)) * x[i];
     return s;
@@ -168,24 +181,23 @@ static float dot_bf16(const uint8_t *row, const float *x, int K) {
 static float dot_q8_0(const uint8_t *row, const float *x, int K) {
     int nb = K / MK_QK;
 #ifdef MK_DOT_AVX2
-    __m256 acc = _mm256_setzero_ps();
+    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
     for (int b = 0; b < nb; b++, row += Q8_0_BYTES, x += MK_QK) {
-        const uint8_t *q = row + 2;
-        __m256 s = _mm256_setzero_ps();
-        for (int j = 0; j < MK_QK; j += 8) {
-            __m256i q32 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + j)));
-            s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q32), _mm256_loadu_ps(x + j), s);
+        __m256 d = _mm256_set1_ps(half_to_float(row));
+        for (int j = 0; j < 4; j++) {
+            __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(row + 2 + 8 * j)));
+            __m256 w = _mm256_mul_ps(d, _mm256_cvtepi32_ps(q));
+            a[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 8 * j), a[j]);
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row)), s, acc);
     }
-    return hsum8(acc);
+    return hsum8(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
 #else
     float acc = 0;
     for (int b = 0; b < nb; b++, row += Q8_0_BYTES, x += MK_QK) {
         const int8_t *q = (const int8_t *)(row + 2);
-        float s = 0;
-        for (int j = 0; j < MK_QK; j++) s += (float)q[j] * x[j];
-        acc += half_to_float(row) * s;
+        float d = half_to_float(row);
+        for (int j = 0; j < MK_QK; j++) acc += d * (float)q[j] * x[j];
     }
     return acc;
 #endif
@@ -194,29 +206,31 @@ static float dot_q8_0(const uint8_t *row, const float *x, int K) {
 static float dot_q4_0(const uint8_t *row, const float *x, int K) {
     int nb = K / MK_QK;
 #ifdef MK_DOT_AVX2
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i eight = _mm256_set1_epi32(8);
+    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+    const __m256i eight = _mm256_set1_epi32(8), low = _mm256_set1_epi32(15);
     for (int b = 0; b < nb; b++, row += Q4_0_BYTES, x += MK_QK) {
-        const uint8_t *qs = row + 2;
-        __m256 s = _mm256_setzero_ps();
-        for (int j = 0; j < MK_QK / 2; j += 8) {
-            __m256i by = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + j)));
-            __m256i lo = _mm256_sub_epi32(_mm256_and_si256(by, _mm256_set1_epi32(15)), eight);
+        __m256 d = _mm256_set1_ps(half_to_float(row));
+        for (int j = 0; j < 2; j++) {
+            /* bytes 8j..8j+7: low nibbles are elements 8j.., high ones 16+8j.. */
+            __m256i by = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(row + 2 + 8 * j)));
+            __m256i lo = _mm256_sub_epi32(_mm256_and_si256(by, low), eight);
             __m256i hi = _mm256_sub_epi32(_mm256_srli_epi32(by, 4), eight);
-            s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_loadu_ps(x + j), s);
-            s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_loadu_ps(x + j + MK_QK / 2), s);
+            __m256 wl = _mm256_mul_ps(d, _mm256_cvtepi32_ps(lo));
+            __m256 wh = _mm256_mul_ps(d, _mm256_cvtepi32_ps(hi));
+            a[j] = _mm256_fmadd_ps(wl, _mm256_loadu_ps(x + 8 * j), a[j]);
+            a[2 + j] = _mm256_fmadd_ps(wh, _mm256_loadu_ps(x + MK_QK / 2 + 8 * j), a[2 + j]);
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row)), s, acc);
     }
-    return hsum8(acc);
+    return hsum8(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
 #else
     float acc = 0;
     for (int b = 0; b < nb; b++, row += Q4_0_BYTES, x += MK_QK) {
         const uint8_t *qs = row + 2;
-        float s = 0;
+        float d = half_to_float(row);
         for (int j = 0; j < MK_QK / 2; j++)
-            s += (float)((qs[j] & 15) - 8) * x[j] + (float)((qs[j] >> 4) - 8) * x[j + MK_QK / 2];
-        acc += half_to_float(row) * s;
+            acc += d * (float)((qs[j] & 15) - 8) * x[j] +
+                   d * (float)((qs[j] >> 4) - 8) * x[j + MK_QK / 2];
     }
     return acc;
 #endif
