@@ -117,8 +117,47 @@ def hfdir():
     write_ref(os.path.join(OUT, "hfdir"), s1 + s2)
 
 
+def gguf_str(b):
+    b = b if isinstance(b, bytes) else b.encode("utf-8")
+    return struct.pack("<Q", len(b)) + b
+
+
+def inspect_gguf():
+    """A GGUF v3 file (layout from the GGUF spec) for `medrek inspect`:
+    a long string, control characters, long int and string arrays, and a
+    tensor name holding an escape character."""
+    STR, ARR, I32, F32 = 8, 9, 5, 6
+    kv = [
+        (b"general.architecture", struct.pack("<I", STR) + gguf_str("llama")),
+        (b"test.long", struct.pack("<I", STR) + gguf_str("a" * 500 + "END")),
+        (b"test.ctrl", struct.pack("<I", STR) + gguf_str(b"bell\x07esc\x1b[31mred\nnl")),
+        (b"test.many", struct.pack("<III", ARR, I32, 0)[:8] + struct.pack("<Q", 100)
+         + b"".join(struct.pack("<i", i) for i in range(100))),
+        (b"test.strs", struct.pack("<II", ARR, STR) + struct.pack("<Q", 20)
+         + b"".join(gguf_str("s%d" % i) for i in range(20))),
+        (b"test.f", struct.pack("<I", F32) + struct.pack("<f", 1.5)),
+    ]
+    w = torch.arange(6, dtype=torch.float32)
+    tensors = [(b"w", (3, 2), w), (b"e\x1bvil", (4,), torch.ones(4))]  # dims innermost first
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv))
+    for k, v in kv:
+        out += gguf_str(k) + v
+    off = 0
+    for name, dims, t in tensors:
+        out += gguf_str(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+        out += struct.pack("<IQ", 0, off)  # type 0 = F32
+        off += (t.numel() * 4 + 31) // 32 * 32
+    out += b"\0" * ((32 - len(out) % 32) % 32)
+    for _, _, t in tensors:
+        b = t.numpy().astype("<f4").tobytes()
+        out += b + b"\0" * ((32 - len(b) % 32) % 32)
+    with open(os.path.join(OUT, "inspect.gguf"), "wb") as f:
+        f.write(out)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     mixed()
     hfdir()
+    inspect_gguf()
     print("wrote fixtures under", OUT)
