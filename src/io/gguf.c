@@ -152,12 +152,13 @@ typedef struct {
     const uint8_t *p;
     size_t pos, size;
     const char *label;
+    char ctx[128]; /* "key 'x' " / "tensor 'y' ": what is being read */
 } rd;
 
 static int need(rd *r, uint64_t n, const char *what) {
     if (n > r->size - r->pos)
-        return mk_fail(MK_ERR_FORMAT, "%s: truncated: %s at offset %zu needs %llu bytes, only %zu left",
-                       r->label, what, r->pos, (unsigned long long)n, r->size - r->pos);
+        return mk_fail(MK_ERR_FORMAT, "%s: truncated: %s%s at offset %zu needs %llu bytes, only %zu left",
+                       r->label, r->ctx, what, r->pos, (unsigned long long)n, r->size - r->pos);
     return MK_OK;
 }
 
@@ -183,8 +184,8 @@ static int rd_str(rd *r, const uint8_t **s, uint64_t *len, const char *what) {
     int rc = rd_u64(r, len, what);
     if (rc) return rc;
     if (*len > r->size - r->pos)
-        return mk_fail(MK_ERR_FORMAT, "%s: %s at offset %zu has length %llu, past the end of the file (%zu bytes left)",
-                       r->label, what, at, (unsigned long long)*len, r->size - r->pos);
+        return mk_fail(MK_ERR_FORMAT, "%s: %s%s at offset %zu has length %llu, past the end of the file (%zu bytes left)",
+                       r->label, r->ctx, what, at, (unsigned long long)*len, r->size - r->pos);
     *s = r->p + r->pos;
     r->pos += (size_t)*len;
     return MK_OK;
@@ -227,12 +228,11 @@ static int parse_value(mk_gguf *g, rd *r, gg_kv *kv, const char *kname) {
     if (t == MK_GGUF_STRING) {
         const uint8_t *s;
         uint64_t n;
-        if ((rc = rd_str(r, &s, &n, "string value"))) return mk_fail_ctx(rc, "key '%s'", kname);
+        if ((rc = rd_str(r, &s, &n, "string value"))) return rc;
     } else if (t == MK_GGUF_ARRAY) {
         uint32_t et;
         uint64_t n;
-        if ((rc = rd_u32(r, &et, "array element type")) || (rc = rd_u64(r, &n, "array length")))
-            return mk_fail_ctx(rc, "key '%s'", kname);
+        if ((rc = rd_u32(r, &et, "array element type")) || (rc = rd_u64(r, &n, "array length"))) return rc;
         if (et > MK_GGUF_FLOAT64)
             return mk_fail(MK_ERR_FORMAT, "%s: key '%s' is an array of invalid type %u (valid: 0..12)", L, kname, et);
         if (et == MK_GGUF_ARRAY)
@@ -251,8 +251,8 @@ static int parse_value(mk_gguf *g, rd *r, gg_kv *kv, const char *kname) {
                 kv->str_off[i] = r->pos - first;
                 const uint8_t *s;
                 uint64_t sl;
-                if ((rc = rd_str(r, &s, &sl, "array string")))
-                    return mk_fail_ctx(rc, "key '%s' element %llu", kname, (unsigned long long)i);
+                snprintf(r->ctx, sizeof r->ctx, "key '%s' element %llu: ", kname, (unsigned long long)i);
+                if ((rc = rd_str(r, &s, &sl, "string"))) return rc;
             }
         } else {
             size_t es = type_size(et);
@@ -271,7 +271,7 @@ static int parse_value(mk_gguf *g, rd *r, gg_kv *kv, const char *kname) {
         return MK_OK;
     } else {
         size_t es = type_size(t);
-        if ((rc = need(r, es, "value"))) return mk_fail_ctx(rc, "key '%s'", kname);
+        if ((rc = need(r, es, "value"))) return rc;
         if (t == MK_GGUF_BOOL && r->p[r->pos] > 1)
             return mk_fail(MK_ERR_FORMAT, "%s: key '%s' is a bool with value %u (must be 0 or 1)", L, kname, r->p[r->pos]);
         r->pos += es;
@@ -317,7 +317,7 @@ static void sort_by_offset(size_t *idx, size_t n, const uint64_t *off) {
 static int parse(mk_gguf *g) {
     const char *L = g->label;
     char pb[80], pb2[80];
-    rd r = {g->base, 0, g->size, L};
+    rd r = {g->base, 0, g->size, L, ""};
     t_raw *raw = NULL;
     uint64_t *offs = NULL;
     size_t *order = NULL;
@@ -364,7 +364,8 @@ static int parse(mk_gguf *g) {
         const uint8_t *k;
         uint64_t kl;
         size_t at = r.pos;
-        if ((rc = rd_str(&r, &k, &kl, "metadata key"))) return mk_fail_ctx(rc, "metadata entry %zu", i);
+        snprintf(r.ctx, sizeof r.ctx, "metadata entry %zu: ", i);
+        if ((rc = rd_str(&r, &k, &kl, "key"))) return rc;
         if (kl == 0) return mk_fail(MK_ERR_FORMAT, "%s: metadata entry %zu at offset %zu has an empty key", L, i, at);
         if (kl > GGUF_MAX_KEY)
             return mk_fail(MK_ERR_FORMAT, "%s: metadata entry %zu has a %llu-byte key (limit %d)", L, i, (unsigned long long)kl, GGUF_MAX_KEY);
@@ -373,6 +374,7 @@ static int parse(mk_gguf *g) {
         printable(pb, k, (size_t)kl);
         if (find_in(g->kv_hash, g->kv_hcap, k, (size_t)kl, kv_eq, g) >= 0)
             return mk_fail(MK_ERR_FORMAT, "%s: duplicate metadata key '%s'", L, pb);
+        snprintf(r.ctx, sizeof r.ctx, "key '%s': ", pb);
         if ((rc = parse_value(g, &r, kv, pb))) return rc;
         insert_in(g->kv_hash, g->kv_hcap, k, (size_t)kl, i);
     }
@@ -405,7 +407,8 @@ static int parse(mk_gguf *g) {
         const uint8_t *nm;
         uint64_t nl;
         size_t at = r.pos;
-        if ((rc = rd_str(&r, &nm, &nl, "tensor name"))) { mk_fail_ctx(rc, "tensor %zu", i); goto fail; }
+        snprintf(r.ctx, sizeof r.ctx, "tensor %zu: ", i);
+        if ((rc = rd_str(&r, &nm, &nl, "name"))) goto fail;
         if (nl == 0) { rc = mk_fail(MK_ERR_FORMAT, "%s: tensor %zu at offset %zu has an empty name", L, i, at); goto fail; }
         printable(pb, nm, (size_t)nl);
         if (memchr(nm, 0, (size_t)nl)) { rc = mk_fail(MK_ERR_FORMAT, "%s: tensor %zu name '%s' contains a NUL byte", L, i, pb); goto fail; }
@@ -413,14 +416,15 @@ static int parse(mk_gguf *g) {
         raw[i].name_len = (size_t)nl;
         names_bytes += (size_t)nl + 1;
         uint32_t nd;
-        if ((rc = rd_u32(&r, &nd, "n_dims"))) { mk_fail_ctx(rc, "tensor '%s'", pb); goto fail; }
+        snprintf(r.ctx, sizeof r.ctx, "tensor '%s': ", pb);
+        if ((rc = rd_u32(&r, &nd, "n_dims"))) goto fail;
         if (nd < 1 || nd > MK_MAX_DIMS) {
             rc = mk_fail(MK_ERR_FORMAT, "%s: tensor '%s' has %u dimensions (supported: 1..%d)", L, pb, nd, MK_MAX_DIMS);
             goto fail;
         }
         uint64_t ne[MK_MAX_DIMS], n = 1;
         for (uint32_t d = 0; d < nd; d++) {
-            if ((rc = rd_u64(&r, &ne[d], "dimension"))) { mk_fail_ctx(rc, "tensor '%s'", pb); goto fail; }
+            if ((rc = rd_u64(&r, &ne[d], "dimension"))) goto fail;
             if (ne[d] == 0 || ne[d] > (uint64_t)INT64_MAX) {
                 rc = mk_fail(MK_ERR_FORMAT, "%s: tensor '%s' dimension %u is %llu (must be 1..2^63-1)", L, pb, d, (unsigned long long)ne[d]);
                 goto fail;
@@ -432,10 +436,7 @@ static int parse(mk_gguf *g) {
             n *= ne[d];
         }
         uint32_t gt;
-        if ((rc = rd_u32(&r, &gt, "tensor type")) || (rc = rd_u64(&r, &raw[i].offset, "tensor offset"))) {
-            mk_fail_ctx(rc, "tensor '%s'", pb);
-            goto fail;
-        }
+        if ((rc = rd_u32(&r, &gt, "type")) || (rc = rd_u64(&r, &raw[i].offset, "offset"))) goto fail;
         mk_dtype dt;
         if (!ggml_to_dtype(gt, &dt)) {
             rc = mk_fail(MK_ERR_UNSUPPORTED, "%s: tensor '%s' has ggml type %u (%s), which medrek does not support (supported: F32, F16, BF16, Q8_0, Q4_0)",
@@ -503,7 +504,12 @@ static int parse(mk_gguf *g) {
             rc = mk_fail(MK_ERR_FORMAT, "%s: tensor '%s' data offset %llu is not a multiple of the alignment %zu", L, pb, (unsigned long long)off, a);
             goto fail;
         }
-        if (off > avail || tv->nbytes > avail - off) {
+        if (off > avail) {
+            rc = mk_fail(MK_ERR_FORMAT, "%s: tensor '%s' data offset %llu (from the data section at %zu) is past the end of the file (size %zu)",
+                         L, pb, (unsigned long long)off, g->data_start, g->size);
+            goto fail;
+        }
+        if (tv->nbytes > avail - off) {
             unsigned long long b0 = (unsigned long long)g->data_start + off;
             rc = mk_fail(MK_ERR_FORMAT, "%s: tensor '%s' data [offset %llu..%llu] out of file bounds (size %zu)",
                          L, pb, b0, b0 + (unsigned long long)tv->nbytes, g->size);
