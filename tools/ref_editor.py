@@ -421,11 +421,15 @@ def main():
     out = qh(features(hsd, mask, po))
     cr = torch.randn(n, R, dtype=DT)
     loss = (out * cr).sum()
-    g = grads_of(loss, dict(w, hidden=hs, pooled=po))
+    g = grads_of(loss, w)
     T_["chain.r"] = cr
     T_["chain.out"] = out
     for k, v in g.items():
         T_["chain.grad." + k] = v
+    # the gradient at the encoder outputs (hidden and pooler as leaves)
+    hs_l, po_l = hs.detach().requires_grad_(), po.detach().requires_grad_()
+    g = grads_of((qh(features(hs_l, mask, po_l)) * cr).sum(), {"hidden": hs_l, "pooled": po_l})
+    T_["chain.grad.hidden"], T_["chain.grad.pooled"] = g["hidden"], g["pooled"]
 
     # ---- prototype through the k head
     proto = ((torch.rand(P, H, dtype=DT) - 0.5) * 0.1).requires_grad_()
