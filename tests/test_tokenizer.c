@@ -176,9 +176,385 @@ static void test_gpt2_oracle(const strlist *s) {
     mk_tok_free(t);
 }
 
+static void test_spm_oracle(const strlist *s) {
+    idlist ref = read_ids(DATA "spm_ref.txt");
+    mk_tokenizer *t = NULL;
+    CHECK_OK(mk_tok_load(DATA "spm/tokenizer.json", &t));
+    if (t) {
+        CHECK(!strcmp(mk_tok_kind(t), "sentencepiece-bpe"));
+        CHECK(mk_tok_bos(t) == 1 && mk_tok_eos(t) == 2 && mk_tok_unk(t) == 0);
+        compare_oracle("spm tokenizer.json vs sentencepiece", t, s, &ref, 0);
+        mk_tok_free(t);
+    }
+    t = NULL;
+    CHECK_OK(mk_tok_load(DATA "spm/tokenizer.gguf", &t));
+    if (t) {
+        CHECK(!strcmp(mk_tok_kind(t), "sentencepiece-bpe"));
+        CHECK(mk_tok_bos(t) == 1 && mk_tok_eos(t) == 2 && mk_tok_unk(t) == 0);
+        compare_oracle("spm gguf (scores) vs sentencepiece", t, s, &ref, 0);
+        mk_tok_free(t);
+    }
+    free_ids(&ref);
+}
+
+/* ---------------------------------------------- scanners against PCRE2 */
+
+static uint64_t rng_state = 0x853C49E6748FEA9Bull;
+static uint32_t rnd(void) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng_state >> 33);
+}
+
+/* random valid UTF-8 from a pool that stresses the regexes */
+static size_t random_text(char *o, size_t max_units) {
+    static const char *const pool[] = {
+        "a", "b", "Z", "x", "'", "'s", "'S", "'re", "'LL", "'ve", "'m", "'D", "'t", "'\xC5\xBF",
+        " ", " ", "  ", "\t", "\n", "\r", "\r\n", "\x0B", "\x0C", "\xC2\x85", "\xC2\xA0",
+        "\xE3\x80\x80", "\xE2\x80\xA8", "0", "7", "123", "\xD9\xA3", "\xC2\xB2", "\xE2\x85\xA0",
+        "!", "?", ".", "-", ",", "$", "\xE2\x80\x94", "\xC3\xA9", "\xC3\x9F", "\xCE\xB1",
+        "\xD0\x96", "\xE6\xBC\xA2", "\xE3\x81\xAE", "\xF0\x9F\x98\x80", "\xF0\x9F\x8F\xBD",
+        "\xE2\x80\x8D", "\xCC\x81", "\xEF\xBB\xBF", "_", "\xE2\x96\x81", "\x01", "\x7F"};
+    size_t n = rnd() % max_units, k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = pool[rnd() % (sizeof pool / sizeof *pool)];
+        size_t l = strlen(p);
+        memcpy(o + k, p, l);
+        k += l;
+    }
+    o[k] = 0;
+    return k;
+}
+
+static void test_scanners(void) {
+    const char *const res[2] = {TOK_RE_GPT2, TOK_RE_LLAMA3};
+    size_t (*scan[2])(const uint8_t *, size_t) = {tok_split_gpt2, tok_split_llama3};
+    const char *const names[2] = {"gpt2", "llama3"};
+    char buf[64 * 8];
+    for (int r = 0; r < 2; r++) {
+        void *re = NULL;
+        CHECK_OK(tok_re_compile(res[r], strlen(res[r]), &re, names[r]));
+        if (!re) continue;
+        size_t bad = 0, pieces = 0;
+        for (int it = 0; it < 3000; it++) {
+            size_t n = random_text(buf, 60);
+            const uint8_t *s = (const uint8_t *)buf;
+            size_t i = 0;
+            while (i < n) {
+                size_t ms = 0, me = 0;
+                int found = tok_re_next(re, s, n, i, &ms, &me);
+                size_t l = scan[r](s + i, n - i);
+                pieces++;
+                if (!found || ms != i || me != i + l) {
+                    if (bad++ < 3)
+                        fprintf(stderr, "  %s scanner: at byte %zu of \"%s\": scanner %zu bytes, "
+                                "pcre2 [%zu, %zu)\n", names[r], i, buf, l, ms, me);
+                    break;
+                }
+                i += l;
+            }
+        }
+        printf("%s scanner vs PCRE2: 3000 random strings, %zu pre-tokens, %zu differ\n", names[r],
+               pieces, bad);
+        CHECK(bad == 0);
+        tok_re_free(re);
+    }
+    /* invalid UTF-8: one "other" unit per bad byte, grouped like punctuation */
+    const uint8_t *s = (const uint8_t *)"a\xFF!b \xC3 \xED\xA0\x80x";
+    size_t n = strlen((const char *)s);
+    CHECK(tok_split_gpt2(s, n) == 1);          /* "a" */
+    CHECK(tok_split_gpt2(s + 1, n - 1) == 2);  /* "\xFF!" */
+    CHECK(tok_split_gpt2(s + 4, n - 4) == 2);  /* " \xC3" */
+    CHECK(tok_split_gpt2(s + 6, n - 6) == 4);  /* " \xED\xA0\x80" (a surrogate: 3 bad bytes) */
+    CHECK(tok_split_llama3(s + 1, n - 1) == 2);
+    CHECK(tok_split_llama3((const uint8_t *)"\xFF" "abc", 4) == 4); /* bad byte prefixes letters */
+    /* U+0085 is a space (Unicode White_Space), U+FEFF is not */
+    CHECK(tok_split_gpt2((const uint8_t *)"\xC2\x85x", 3) == 2);
+    CHECK(tok_split_gpt2((const uint8_t *)"\xEF\xBB\xBFx", 4) == 3);
+}
+
+/* ----------------------------------------- round trips on hostile bytes */
+
+static void test_random_bytes(const mk_tokenizer *t, const char *name, int any_bytes) {
+    char buf[600];
+    size_t bad = 0;
+    for (int it = 0; it < 2000; it++) {
+        size_t n = rnd() % 300;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t r = rnd();
+            /* mostly bytes that make broken UTF-8, some ASCII */
+            buf[i] = (char)(r % 3 == 0 ? 0x80 + (r >> 8) % 128 : r % 3 == 1 ? (r >> 8) % 256 : 'a' + (r >> 8) % 26);
+            if (!any_bytes && (uint8_t)buf[i] >= 0x80) buf[i] = 'q';
+            if ((uint8_t)buf[i] == 0xE2) buf[i] = 'z'; /* no U+2581 "▁" (decodes to a space) */
+        }
+        int32_t *ids = NULL;
+        size_t k = 0;
+        char *back = NULL;
+        size_t bl = 0;
+        CHECK_OK(mk_tok_encode(t, buf, n, 0, &ids, &k));
+        for (size_t i = 0; i < k; i++) CHECK(ids[i] >= 0 && (size_t)ids[i] < mk_tok_n_vocab(t));
+        CHECK_OK(mk_tok_decode(t, ids, k, 0, &back, &bl));
+        if (!back || bl != n || memcmp(back, buf, n)) bad++;
+        free(ids);
+        free(back);
+    }
+    printf("%s: 2000 random byte strings, %zu round trips differ\n", name, bad);
+    CHECK(bad == 0);
+}
+
+/* ------------------------------------------------- special tokens & co */
+
+static int encode_eq(const mk_tokenizer *t, const char *text, int flags, const int32_t *want,
+                     size_t nwant) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (mk_tok_encode(t, text, strlen(text), flags, &ids, &n)) {
+        fprintf(stderr, "  encode \"%s\": %s\n", text, mk_errmsg());
+        return 0;
+    }
+    int ok = n == nwant && (!n || !memcmp(ids, want, n * sizeof *ids));
+    if (!ok) {
+        fprintf(stderr, "  encode \"%s\" (flags %d):\n", text, flags);
+        print_ids("ours", ids, n);
+        print_ids("want", want, nwant);
+    }
+    free(ids);
+    return ok;
+}
+
+static void test_gpt2_specials(void) {
+    mk_tokenizer *t = load_gpt2();
+    if (!t) return;
+    /* "Hello" = 15496, "<|endoftext|>" = 50256, " world" = 995 */
+    CHECK(encode_eq(t, "Hello<|endoftext|> world", 0, (const int32_t[]){15496, 50256, 995}, 3));
+    CHECK(encode_eq(t, "", 0, NULL, 0));
+    CHECK(encode_eq(t, "", MK_TOK_SPECIAL, NULL, 0)); /* GPT-2 adds nothing */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK_OK(mk_tok_encode(t, "<|endoftext|>", 13, MK_TOK_SPLIT_SPECIAL, &ids, &n));
+    CHECK(n > 1);
+    free(ids);
+    CHECK(mk_tok_bos(t) == 50256 && mk_tok_eos(t) == 50256);
+    char *out = NULL;
+    size_t len = 0;
+    int32_t in[3] = {15496, 50256, 995};
+    CHECK_OK(mk_tok_decode(t, in, 3, 1, &out, &len));
+    CHECK(out && !strcmp(out, "Hello world"));
+    free(out);
+    CHECK_OK(mk_tok_decode(t, in, 3, 0, &out, &len));
+    CHECK(out && !strcmp(out, "Hello<|endoftext|> world"));
+    free(out);
+    int32_t badid = 50257;
+    CHECK(mk_tok_decode(t, &badid, 1, 0, &out, &len) == MK_ERR_RANGE);
+    CHECK(mk_tok_piece(t, 262, &len) && len == 5);
+    CHECK(mk_tok_piece(t, -1, &len) == NULL);
+    /* a long run without spaces goes through the heap merge */
+    char *big = malloc(200001);
+    for (int i = 0; i < 200000; i++) big[i] = "abcdefghij"[rnd() % 10];
+    CHECK_OK(mk_tok_encode(t, big, 200000, 0, &ids, &n));
+    CHECK_OK(mk_tok_decode(t, ids, n, 0, &out, &len));
+    CHECK(len == 200000 && !memcmp(out, big, len));
+    free(ids);
+    free(out);
+    free(big);
+    test_random_bytes(t, "gpt2 random bytes", 1);
+    mk_tok_free(t);
+}
+
+static void test_spm_specials(void) {
+    mk_tokenizer *t = NULL;
+    CHECK_OK(mk_tok_load(DATA "spm/tokenizer.gguf", &t));
+    if (!t) return;
+    CHECK(encode_eq(t, "", MK_TOK_SPECIAL, (const int32_t[]){1}, 1)); /* BOS only */
+    CHECK(encode_eq(t, "", 0, NULL, 0));
+    int32_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    CHECK_OK(mk_tok_encode(t, "the patient", 11, 0, &a, &na));
+    CHECK_OK(mk_tok_encode(t, "the patient", 11, MK_TOK_SPECIAL, &b, &nb));
+    CHECK(nb == na + 1 && b[0] == 1 && !memcmp(b + 1, a, na * sizeof *a));
+    free(a);
+    free(b);
+    /* "<s>" in the text is BOS (control token) unless split */
+    CHECK_OK(mk_tok_encode(t, "<s>x", 4, 0, &a, &na));
+    CHECK(na >= 2 && a[0] == 1);
+    free(a);
+    CHECK_OK(mk_tok_encode(t, "<s>x", 4, MK_TOK_SPLIT_SPECIAL, &a, &na));
+    CHECK(na >= 2 && a[0] != 1);
+    char *out = NULL;
+    size_t len;
+    CHECK_OK(mk_tok_decode(t, a, na, 1, &out, &len));
+    CHECK(out && !strcmp(out, "<s>x"));
+    free(out);
+    free(a);
+    /* unknown characters become <0xXX> byte tokens */
+    CHECK_OK(mk_tok_encode(t, "\xE6\xBC\xA2", 3, 0, &a, &na));
+    int bytes = 0;
+    for (size_t i = 0; i < na; i++) {
+        size_t pl;
+        const char *p = mk_tok_piece(t, a[i], &pl);
+        bytes += p && pl == 6 && !memcmp(p, "<0x", 3);
+    }
+    CHECK(bytes == 3);
+    free(a);
+    test_random_bytes(t, "spm random bytes (byte fallback)", 1);
+    mk_tok_free(t);
+}
+
+/* RoBERTa layout with a tiny hand-made vocabulary */
+static void test_roberta(void) {
+    static const char vocab[] =
+        "{\"<s>\":0,\"<pad>\":1,\"</s>\":2,\"<unk>\":3,\"h\":4,\"e\":5,\"l\":6,\"o\":7,"
+        "\"\\u0120\":8,\"w\":9,\"r\":10,\"d\":11,\"he\":12,\"ll\":13,\"llo\":14,\"hello\":15,"
+        "\"\\u0120w\":16,\"or\":17,\"\\u0120wor\":18,\"\\u0120world\":19,\"<mask>\":20}";
+    static const char merges[] =
+        "#version: 0.2\nh e\nl l\nll o\nhe llo\n\xC4\xA0 w\no r\n\xC4\xA0w or\n\xC4\xA0wor ld\n";
+    mk_tokenizer *t = NULL;
+    /* "Ġwor ld" uses "ld", which is not in the vocabulary: refused */
+    CHECK(mk_tok_load_vocab_merges_mem(vocab, strlen(vocab), merges, strlen(merges), "tiny", &t) ==
+          MK_ERR_FORMAT);
+    CHECK(strstr(mk_errmsg(), "tiny") != NULL);
+    static const char merges2[] = "#version: 0.2\nh e\nl l\nll o\nhe llo\n\xC4\xA0 w\no r\n\xC4\xA0w or\n";
+    CHECK_OK(mk_tok_load_vocab_merges_mem(vocab, strlen(vocab), merges2, strlen(merges2), "tiny", &t));
+    if (!t) return;
+    CHECK(mk_tok_bos(t) == 0 && mk_tok_pad(t) == 1 && mk_tok_eos(t) == 2 && mk_tok_unk(t) == 3);
+    CHECK(encode_eq(t, "hello world", MK_TOK_SPECIAL, (const int32_t[]){0, 15, 18, 6, 11, 2}, 6));
+    CHECK(encode_eq(t, "hello world", 0, (const int32_t[]){15, 18, 6, 11}, 4));
+    CHECK(encode_eq(t, "", MK_TOK_SPECIAL, (const int32_t[]){0, 2}, 2));
+    /* <mask> takes the space before it; "z" is not in the vocabulary: <unk> */
+    CHECK(encode_eq(t, "hello <mask>", 0, (const int32_t[]){15, 20}, 2));
+    CHECK(encode_eq(t, "hez", 0, (const int32_t[]){12, 3}, 2));
+    char *out = NULL;
+    size_t len;
+    CHECK_OK(mk_tok_decode(t, (const int32_t[]){0, 15, 18, 6, 11, 2}, 6, 1, &out, &len));
+    CHECK(out && !strcmp(out, "hello world"));
+    free(out);
+    mk_tok_free(t);
+}
+
+/* a small Llama-3 style tokenizer.json: Split(Llama-3 regex) + ByteLevel */
+static char *byte_level_json(const char *pretok, const char *extra_merges, const char *model_extra) {
+    /* all 256 byte characters plus a few merged tokens */
+    size_t cap = 1 << 16, k = 0;
+    char *j = malloc(cap);
+    k += (size_t)sprintf(j + k, "{\"added_tokens\":[{\"id\":260,\"content\":\"<|begin_of_text|>\","
+                         "\"special\":true},{\"id\":261,\"content\":\"<|end_of_text|>\",\"special\":true}],"
+                         "\"pre_tokenizer\":%s,\"post_processor\":{\"type\":\"TemplateProcessing\","
+                         "\"single\":[{\"SpecialToken\":{\"id\":\"<|begin_of_text|>\",\"type_id\":0}},"
+                         "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}]},"
+                         "\"model\":{\"type\":\"BPE\"%s,\"vocab\":{", pretok, model_extra);
+    for (int b = 0; b < 256; b++) {
+        int c = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE) ? b : -1;
+        if (c < 0) {
+            int n = 0;
+            for (int x = 0; x < b; x++)
+                if (!((x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE))) n++;
+            c = 256 + n;
+        }
+        k += (size_t)sprintf(j + k, "\"\\u%04x\":%d,", c, b);
+    }
+    k += (size_t)sprintf(j + k, "\"12\":256,\"123\":257,\"34\":258,\"45\":259},\"merges\":[%s]}}",
+                         extra_merges);
+    return j;
+}
+
+static void test_json_variants(void) {
+    const char *l3 = "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":"
+                     "\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| "
+                     "?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
+                     "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\","
+                     "\"add_prefix_space\":false,\"use_regex\":false}]}";
+    const char *merges = "\"3 4\",[\"1\",\"2\"],\"12 3\",\"4 5\"";
+    char *j = byte_level_json(l3, merges, "");
+    mk_tokenizer *t = NULL;
+    CHECK_OK(mk_tok_load_json_mem(j, strlen(j), "llama3-like", &t));
+    free(j);
+    if (t) {
+        CHECK(t->split == SPLIT_LLAMA3);
+        /* Llama-3 splits digits in threes: "123" "45" */
+        CHECK(encode_eq(t, "12345", 0, (const int32_t[]){257, 259}, 2));
+        CHECK(encode_eq(t, "12345", MK_TOK_SPECIAL, (const int32_t[]){260, 257, 259}, 3));
+        CHECK(encode_eq(t, "<|end_of_text|>1", 0, (const int32_t[]){261, '1'}, 2));
+        CHECK(mk_tok_bos(t) == 260 && mk_tok_eos(t) == 261);
+        test_random_bytes(t, "llama3-like random bytes", 1);
+        mk_tok_free(t);
+    }
+    /* GPT-2 regex through ByteLevel: "12345" is one pre-token, "3 4" merges first */
+    j = byte_level_json("{\"type\":\"ByteLevel\",\"add_prefix_space\":false}", merges, "");
+    t = NULL;
+    CHECK_OK(mk_tok_load_json_mem(j, strlen(j), "gpt2-like", &t));
+    free(j);
+    if (t) {
+        CHECK(encode_eq(t, "12345", 0, (const int32_t[]){256, 258, '5'}, 3));
+        mk_tok_free(t);
+    }
+    /* add_prefix_space and ignore_merges */
+    j = byte_level_json("{\"type\":\"ByteLevel\",\"add_prefix_space\":true}", merges, "");
+    t = NULL;
+    CHECK_OK(mk_tok_load_json_mem(j, strlen(j), "prefix", &t));
+    free(j);
+    if (t) {
+        CHECK(encode_eq(t, "1", 0, (const int32_t[]){' ', '1'}, 2)); /* "Ġ" "1" */
+        mk_tok_free(t);
+    }
+    j = byte_level_json("{\"type\":\"ByteLevel\"}", "\"1 2\"", ",\"ignore_merges\":true");
+    t = NULL;
+    CHECK_OK(mk_tok_load_json_mem(j, strlen(j), "ignore", &t));
+    free(j);
+    if (t) {
+        CHECK(encode_eq(t, "123", 0, (const int32_t[]){257}, 1)); /* whole word in vocab */
+        mk_tok_free(t);
+    }
+    /* any other regex runs on PCRE2: split every character apart */
+    j = byte_level_json("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":"
+                        "{\"Regex\":\"\\\\p{N}\"},\"behavior\":\"Isolated\"},{\"type\":\"ByteLevel\","
+                        "\"use_regex\":false}]}", merges, "");
+    t = NULL;
+    CHECK_OK(mk_tok_load_json_mem(j, strlen(j), "pcre", &t));
+    free(j);
+    if (t) {
+        CHECK(t->split == SPLIT_PCRE);
+        CHECK(encode_eq(t, "12", 0, (const int32_t[]){'1', '2'}, 2));
+        test_random_bytes(t, "pcre split random bytes", 1);
+        mk_tok_free(t);
+    }
+}
+
+static void test_bad_files(void) {
+    mk_tokenizer *t = NULL;
+    static const char *const bad[] = {
+        "", "[]", "{}", "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{}}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":2},\"merges\":[]}}",       /* gap */
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a c\"]}}", /* unknown */
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a b\"]}}", /* no "ab" */
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-1}}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0.5}}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"pre_tokenizer\":{\"type\":\"Digits\"}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"pre_tokenizer\":{\"type\":\"Split\","
+        "\"pattern\":{\"Regex\":\"(\"},\"behavior\":\"Isolated\"}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"added_tokens\":[{\"id\":0,\"content\":\"b\"}]}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"normalizer\":{\"type\":\"NFKC\"}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int rc = mk_tok_load_json_mem(bad[i], strlen(bad[i]), "bad.json", &t);
+        CHECK(rc != MK_OK && t == NULL);
+        if (rc == MK_OK) fprintf(stderr, "  bad tokenizer.json %zu was accepted\n", i);
+        else CHECK(strstr(mk_errmsg(), "bad.json") != NULL);
+    }
+    CHECK(mk_tok_load("tests/data/tok/no-such-file.json", &t) == MK_ERR_IO);
+    CHECK(mk_tok_load_vocab_merges_mem("{\"a\":0}", 7, "a a\n", 4, "m", &t) == MK_ERR_FORMAT);
+    CHECK(mk_tok_load_vocab_merges_mem("{\"a\":0,\"aa\":1}", 14, "a a a\n", 6, "m", &t) == MK_ERR_FORMAT);
+    CHECK(mk_tok_load(DATA "strings.txt", &t) == MK_ERR_FORMAT);
+}
+
 int main(void) {
     strlist s = read_strings(DATA "strings.txt");
     test_gpt2_oracle(&s);
+    test_spm_oracle(&s);
+    test_scanners();
+    test_gpt2_specials();
+    test_spm_specials();
+    test_roberta();
+    test_json_variants();
+    test_bad_files();
     free_strings(&s);
     return check_summary("test_tokenizer");
 }

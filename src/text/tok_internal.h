@@ -88,6 +88,9 @@ mk_tokenizer *tok_new(int kind);
  * id; label names the file. */
 int tok_set_piece(mk_tokenizer *t, int32_t id, const char *s, size_t len, const char *label);
 int tok_add_merge(mk_tokenizer *t, int32_t a, int32_t b, int32_t rank, int32_t merged);
+/* Build the piece -> id table (tok_find works from then on; no pieces may be
+ * added after). tok_finish calls it when not done yet. */
+int tok_index(mk_tokenizer *t, const char *label);
 /* After all pieces and merges: hash tables, byte ids, decoded forms, added
  * token order. */
 int tok_finish(mk_tokenizer *t, const char *label);

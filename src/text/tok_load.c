@@ -170,6 +170,7 @@ int mk_tok_load_vocab_merges_mem(const char *vocab_json, size_t vocab_len, const
     if ((rc = load_vocab_obj(t, root, label))) goto fail;
     if ((rc = check_dense(t, label))) goto fail;
     t->split = SPLIT_GPT2;
+    if ((rc = tok_index(t, label))) goto fail;
     /* specials: RoBERTa (<s> <pad> </s> <unk> <mask>) or GPT-2 (<|endoftext|>) */
     int32_t s = find_cstr(t, "<s>"), e = find_cstr(t, "</s>"), eot = find_cstr(t, "<|endoftext|>");
     t->pad = find_cstr(t, "<pad>");

@@ -236,7 +236,8 @@ static size_t put_utf8(char *o, uint32_t cp) {
 
 static int cmp_added(const void *pa, const void *pb);
 
-int tok_finish(mk_tokenizer *t, const char *label) {
+int tok_index(mk_tokenizer *t, const char *label) {
+    if (t->vocab.slot) return MK_OK;
     if (t->n_vocab == 0) return mk_fail(MK_ERR_FORMAT, "%s: empty vocabulary", label);
     /* piece -> id */
     size_t cap = 16;
@@ -259,6 +260,12 @@ int tok_finish(mk_tokenizer *t, const char *label) {
         }
         if (!dup) t->vocab.slot[j] = id;
     }
+    return MK_OK;
+}
+
+int tok_finish(mk_tokenizer *t, const char *label) {
+    int rc = tok_index(t, label);
+    if (rc) return rc;
     /* the ids of single bytes */
     for (int b = 0; b < 256; b++) {
         char buf[8];
