@@ -380,6 +380,7 @@ int main(void) {
     test_attention("attn_gqa_causal", 1);
     test_attention("attn_bidir_mask", 1);
     test_attention("attn_causal_mqa", 0);
+    test_attention("attn_par", 1);
     test_softmax_xent();
     test_matmul_dt();
     return check_summary("test_ops");

@@ -71,7 +71,7 @@ def case_matmul(name, M, K, N, bias=True):
 
 
 def case_rmsnorm():
-    M, C, eps = 5, 37, 1e-5
+    M, C, eps = 6, 131, 1e-5  # C > 64: several channel blocks in the dw sums
     x, w = rnd(M, C, scale=2.0), rnd(C)
     ms = (x * x).mean(-1, keepdim=True)
     rstd = 1.0 / torch.sqrt(ms + eps)
@@ -83,7 +83,7 @@ def case_rmsnorm():
 
 
 def case_layernorm():
-    M, C, eps = 5, 37, 1e-5
+    M, C, eps = 6, 131, 1e-5  # C > 64: several channel blocks in the dw sums
     x, w, b = rnd(M, C, scale=2.0) , rnd(C), rnd(C)
     with torch.no_grad():
         x += 0.7  # a non-zero mean
@@ -214,6 +214,8 @@ def main():
     case_attention("attn_bidir_mask", 7, 7, 3, 3, 5, -1, [5, 6])
     # plain causal self-attention, 1 kv head for 4 query heads
     case_attention("attn_causal_mqa", 6, 6, 4, 1, 8, 0, [])
+    # big enough for the multi-threaded paths (NH*T*Tk*HS >= 65536)
+    case_attention("attn_par", 16, 20, 4, 2, 64, 4, [7])
     case_softmax()
     case_xent()
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))

@@ -9,6 +9,7 @@
 #include "ops.h"
 
 #define PAR_MIN_WORK 16384.0
+#define CB 64 /* channels per block in the weight-gradient sums */
 
 void mk_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w,
                         int M, int C, float eps) {
@@ -44,13 +45,19 @@ void mk_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float 
         }
     }
     if (dw) {
-        /* channels split across threads; rows summed in order (deterministic) */
+        /* blocks of CB channels per thread, rows summed in order (deterministic),
+         * each row read as contiguous segments */
+        int nblk = (C + CB - 1) / CB;
 #pragma omp parallel for schedule(static) if (par)
-        for (int c = 0; c < C; c++) {
-            double s = 0;
-            for (int m = 0; m < M; m++)
-                s += (double)dout[(size_t)m * C + c] * inp[(size_t)m * C + c] * rstd[m];
-            dw[c] += (float)s;
+        for (int blk = 0; blk < nblk; blk++) {
+            int c0 = blk * CB, nc = C - c0 < CB ? C - c0 : CB;
+            double acc[CB] = {0};
+            for (int m = 0; m < M; m++) {
+                const float *g = dout + (size_t)m * C + c0, *x = inp + (size_t)m * C + c0;
+                double r = rstd[m];
+                for (int c = 0; c < nc; c++) acc[c] += (double)g[c] * x[c] * r;
+            }
+            for (int c = 0; c < nc; c++) dw[c0 + c] += (float)acc[c];
         }
     }
 }
@@ -102,16 +109,23 @@ void mk_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
         }
     }
     if (dw || db) {
+        int nblk = (C + CB - 1) / CB;
 #pragma omp parallel for schedule(static) if (par)
-        for (int c = 0; c < C; c++) {
-            double sw = 0, sb = 0;
+        for (int blk = 0; blk < nblk; blk++) {
+            int c0 = blk * CB, nc = C - c0 < CB ? C - c0 : CB;
+            double sw[CB] = {0}, sb[CB] = {0};
             for (int m = 0; m < M; m++) {
-                double g = dout[(size_t)m * C + c];
-                sw += g * ((double)inp[(size_t)m * C + c] - mean[m]) * rstd[m];
-                sb += g;
+                const float *g = dout + (size_t)m * C + c0, *x = inp + (size_t)m * C + c0;
+                double mu = mean[m], r = rstd[m];
+                for (int c = 0; c < nc; c++) {
+                    sw[c] += (double)g[c] * ((double)x[c] - mu) * r;
+                    sb[c] += g[c];
+                }
             }
-            if (dw) dw[c] += (float)sw;
-            if (db) db[c] += (float)sb;
+            for (int c = 0; c < nc; c++) {
+                if (dw) dw[c0 + c] += (float)sw[c];
+                if (db) db[c0 + c] += (float)sb[c];
+            }
         }
     }
 }
