@@ -126,8 +126,7 @@ static int load_tokenizer(mk_editor *ed, const char *label) {
                                       "tokenizer_vocab_json + tokenizer_merges_txt)",
                        label);
     }
-    if (rc) return mk_fail_ctx(rc, "%s: the embedded tokenizer", label);
-    return MK_OK;
+    return rc; /* the tokenizer's message already names label */
 }
 
 void mk_editor_free(mk_editor *ed) {
@@ -497,7 +496,7 @@ int mk_editor_load(const char *path, mk_editor **out) {
                      path);
         goto fail;
     }
-    snprintf(label, sizeof label, "%s: tokenizer", path);
+    snprintf(label, sizeof label, "%s: embedded tokenizer", path);
     if ((rc = load_tokenizer(ed, label))) goto fail;
     if ((rc = alloc_params(ed))) goto fail;
     load_ctx lc = {st, path, 0};
