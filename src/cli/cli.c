@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../core/error.h"
 
@@ -88,4 +90,28 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...) {
     va_end(ap);
     if (usage) fputs(usage, stderr);
     return 2;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void cli_progress_start(cli_progress *p, const char *what) {
+    p->what = what;
+    p->t0 = p->last = cli_now();
+    p->tty = isatty(2);
+}
+
+void cli_progress_update(cli_progress *p, int64_t done, int64_t total) {
+    double now = cli_now();
+    int last = done >= total;
+    if (!last && now - p->last < (p->tty ? 0.2 : 2.0)) return;
+    p->last = now;
+    double el = now - p->t0, rate = el > 0 ? (double)done / el : 0;
+    double eta = rate > 0 ? (double)(total - done) / rate : 0;
+    fprintf(stderr, "%s%s: %lld/%lld (%.1f/s, %.0f s elapsed, ETA %.0f s)%s", p->tty ? "\r" : "",
+            p->what, (long long)done, (long long)total, rate, el, eta,
+            p->tty && !last ? "" : "\n");
 }

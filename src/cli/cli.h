@@ -26,6 +26,17 @@ int cli_die_lib(const char *cmd, int status);
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Progress of a long job on stderr: a rewritten line on a terminal, plain
+ * lines (at most one every 2 s, and the last) otherwise. */
+typedef struct {
+    const char *what;  /* "encoding edits" */
+    double t0, last;   /* monotonic seconds */
+    int tty;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *what);
+void cli_progress_update(cli_progress *p, int64_t done, int64_t total);
+double cli_now(void); /* monotonic seconds */
+
 /* Subcommands: each returns the process exit code. */
 int cmd_inspect(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

@@ -1,0 +1,61 @@
+/* session.h - the edit path and the question path of MedREK put together:
+ * a frozen LLM, an editor and a knowledge base, checked against each other.
+ *
+ * Edit path (spec 4):     key = q_head(prompt), value = k_head(sentence),
+ *                         prompts = prompt_encoder(value) -> knowledge base
+ * Question path (5, 6):   q = q_head(question); retrieve against
+ *                         [prototype key ; active keys]; the kept rows'
+ *                         prompt vectors are prepended to the question.
+ */
+#ifndef MK_SESSION_H
+#define MK_SESSION_H
+
+#include <stdint.h>
+
+#include "../editor/editor.h"
+#include "../editor/retrieve.h"
+#include "../model/llama.h"
+#include "kb.h"
+
+typedef struct {
+    mk_llama *llm;
+    mk_editor *ed;
+    mk_kb *kb;
+    const char *editor_fp;  /* mk_editor_fingerprint(ed) */
+    mk_kb_active act;       /* row 0 = prototype key, rows 1.. = active edits */
+    mk_retr_kb rkb;         /* view of act */
+} mk_session;
+
+enum {
+    MK_SESSION_READONLY = 1, /* open the knowledge base read-only (ask) */
+    MK_SESSION_NO_LLM_TOKENIZER = 2
+};
+
+/* Open the three, check the editor was made for this LLM (width and
+ * fingerprint), and load the active edits (refusing, with the re-encode
+ * command, edits encoded by another editor). A missing knowledge base is
+ * created unless MK_SESSION_READONLY. */
+int mk_session_open(const char *kb_path, const char *model_path, const char *editor_path,
+                    int flags, mk_session **out);
+void mk_session_close(mk_session *s);
+/* Reload the active edits after the knowledge base changed. */
+int mk_session_reload(mk_session *s);
+
+/* Progress callback for long encodings: done of total; may be NULL. */
+typedef void (*mk_progress_fn)(void *ud, int64_t done, int64_t total);
+
+/* Encode n edit requests: keys (n, R) and prompts (n, T, D), malloc'd
+ * (one allocation each), computed in chunks so progress can be shown. */
+int mk_session_encode(mk_session *s, const mk_edit_request *reqs, int64_t n, float **keys,
+                      float **prompts, mk_progress_fn progress, void *ud);
+
+/* Retrieve for n questions (spec 5); res as mk_retrieve's. */
+int mk_session_retrieve(mk_session *s, const char *const *questions, int n,
+                        const mk_retr_opts *opts, mk_retr_result *res);
+
+/* Generate an answer to `question` with the prefix (n_prefix, D) (may be
+ * 0/NULL: unedited). *text is malloc'd (the new text only). */
+int mk_session_answer(mk_session *s, const char *question, const float *prefix, int n_prefix,
+                      const mk_gen_params *gp, char **text, mk_gen_stats *st);
+
+#endif
