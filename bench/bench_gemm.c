@@ -6,9 +6,14 @@
  *      read (the bound is the streaming-read rate), M = 256 as GFLOP/s
  *      (the bound is sgemm).
  * Every figure is the median of REPS trials; a trial repeats the operation
- * until it has run at least MIN_TRIAL seconds. Weights for the M = 1
+ * until it has run at least MIN_TRIAL seconds. Operations that are compared
+ * with each other run their trials interleaved (A B A B ...), so a noisy
+ * neighbour on a shared machine slows both alike. Weights for the M = 1
  * test are cycled through >= 256 MiB so they come from DRAM, not cache.
- * Threads: OMP_NUM_THREADS (OpenBLAS's own count is set to match for 1.).
+ * Threads: OMP_NUM_THREADS. The kernels (OpenMP, single-threaded BLAS) are
+ * measured first; OpenBLAS with its own threads last, because its idle
+ * workers keep spinning for a while after a call and would steal the cores
+ * from the OpenMP team.
  *
  * usage: bench_gemm [--quick]      (--quick: fewer shapes, for smoke tests) */
 #include <cblas.h>
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "core/dtype.h"
@@ -32,6 +38,25 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* 1-minute load average: on a shared machine the figures mean little when
+ * it exceeds the cores */
+static double loadavg(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
+}
+
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -39,23 +64,32 @@ static int cmp_d(const void *a, const void *b) {
 
 typedef void (*op_fn)(void *ctx, int iter);
 
-/* median seconds per call of op */
-static double time_op(op_fn op, void *ctx) {
-    double t[REPS];
-    int it = 0;
-    op(ctx, it++); /* warm-up (page faults, thread start) */
-    for (int r = 0; r < REPS; r++) {
-        int calls = 0;
-        double t0 = now(), el;
-        do {
-            op(ctx, it++);
-            calls++;
-            el = now() - t0;
-        } while (el < MIN_TRIAL);
-        t[r] = el / calls;
+/* median seconds per call of each of n ops, trials interleaved */
+static void time_ops(int n, op_fn *op, void **ctx, double *med) {
+    double t[8][REPS];
+    int it[8] = {0};
+    for (int k = 0; k < n; k++) op[k](ctx[k], it[k]++); /* warm-up: page faults, threads */
+    for (int r = 0; r < REPS; r++)
+        for (int k = 0; k < n; k++) {
+            int calls = 0;
+            double t0 = now(), el;
+            do {
+                op[k](ctx[k], it[k]++);
+                calls++;
+                el = now() - t0;
+            } while (el < MIN_TRIAL);
+            t[k][r] = el / calls;
+        }
+    for (int k = 0; k < n; k++) {
+        qsort(t[k], REPS, sizeof t[k][0], cmp_d);
+        med[k] = t[k][REPS / 2];
     }
-    qsort(t, REPS, sizeof t[0], cmp_d);
-    return t[REPS / 2];
+}
+
+static double time_op(op_fn op, void *ctx) {
+    double m;
+    time_ops(1, &op, &ctx, &m);
+    return m;
 }
 
 static float *rnd(size_t n) {
@@ -91,7 +125,7 @@ static void op_mk(void *p, int iter) {
 }
 
 /* ---- 2. memory ---- */
-typedef struct { char *src, *dst; size_t n; double sum; } mem_ctx;
+typedef struct { char *src, *dst; size_t n; double sum; } mem_ctx; /* sum: keeps the reads alive */
 
 static void op_memcpy(void *p, int iter) {
     mem_ctx *m = p;
@@ -103,14 +137,30 @@ static void op_memcpy(void *p, int iter) {
     }
 }
 
+/* sum with 32 independent lanes: a single float accumulator would be
+ * bound by the add latency (~3 GB/s), not by memory */
+typedef float v8f __attribute__((vector_size(32)));
+
 static void op_readsum(void *p, int iter) {
     mem_ctx *m = p;
-    const float *x = (const float *)m->src;
-    size_t n = m->n / sizeof(float);
-    float s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-    for (size_t i = 0; i < n; i++) s += x[i];
-    m->sum += s;
+    size_t nv = m->n / sizeof(v8f) / 4 * 4;
+    float total = 0;
+#pragma omp parallel reduction(+ : total)
+    {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        size_t lo = nv * t / T / 4 * 4, hi = nv * (t + 1) / T / 4 * 4;
+        v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, v;
+        for (size_t i = lo; i < hi; i += 4) {
+            const char *q = m->src + i * sizeof(v8f);
+            memcpy(&v, q, sizeof v), a0 += v;
+            memcpy(&v, q + 32, sizeof v), a1 += v;
+            memcpy(&v, q + 64, sizeof v), a2 += v;
+            memcpy(&v, q + 96, sizeof v), a3 += v;
+        }
+        a0 += a1 + a2 + a3;
+        for (int j = 0; j < 8; j++) total += a0[j];
+    }
+    m->sum += total;
 }
 
 /* ---- 3. stored dtypes ---- */
@@ -124,26 +174,21 @@ static void op_dt(void *p, int iter) {
 int main(int argc, char **argv) {
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
     int nt = mk_num_threads();
-    printf("threads: %d (OMP_NUM_THREADS), OpenBLAS %s, core %s\n", nt, openblas_get_config(),
+    mk_ops_init(); /* OpenBLAS on one thread, as the kernels run it */
+    printf("threads: %d (OMP_NUM_THREADS), %s, core %s\n", nt, openblas_get_config(),
            openblas_get_corename());
-    printf("each figure: median of %d trials of >= %.0f ms\n\n", REPS, MIN_TRIAL * 1e3);
+    printf("each figure: median of %d trials of >= %.0f ms\n", REPS, MIN_TRIAL * 1e3);
+    double wall0 = now(), cpu0 = cpu_seconds(), load0 = loadavg();
 
-    /* 1. GEMM: out (M,N) = A (M,K) @ W (N,K)^T */
+    /* 1a. GEMM through the kernel: out (M,N) = A (M,K) @ W (N,K)^T */
     int Ms[4] = {1, 16, 256, 1024}, Ks[3] = {768, 2048, 4096};
     int nM = quick ? 2 : 4, nK = quick ? 1 : 3;
-    printf("## sgemm, GFLOP/s (2*M*N*K / time), K = N\n\n");
-    printf("| M | K=N | OpenBLAS (%d threads) | mk_matmul_forward |\n|---|---|---|---|\n", nt);
+    double gf_mk[3][4], gf_blas[3][4];
     for (int ki = 0; ki < nK; ki++)
         for (int mi = 0; mi < nM; mi++) {
             int M = Ms[mi], K = Ks[ki], N = K;
             gemm_ctx g = {rnd((size_t)M * K), rnd((size_t)N * K), rnd((size_t)M * N), M, K, N};
-            double fl = 2.0 * M * N * K;
-            openblas_set_num_threads(nt);
-            double tb = time_op(op_blas, &g);
-            openblas_set_num_threads(1); /* what mk_ops_init set; the kernels rely on it */
-            double tm = time_op(op_mk, &g);
-            printf("| %d | %d | %.1f | %.1f |\n", M, K, fl / tb * 1e-9, fl / tm * 1e-9);
-            fflush(stdout);
+            gf_mk[ki][mi] = 2.0 * M * N * K / time_op(op_mk, &g) * 1e-9;
             free(g.a), free(g.w), free(g.c);
         }
 
@@ -152,31 +197,22 @@ int main(int argc, char **argv) {
     if (!m.src || !m.dst) return 1;
     memset(m.src, 1, m.n);
     memset(m.dst, 2, m.n);
-    double tc = time_op(op_memcpy, &m), tr = time_op(op_readsum, &m);
-    double copy_gbs = m.n / tc * 1e-9, read_gbs = m.n / tr * 1e-9;
-    printf("\n## memory, %zu MiB buffers, %d threads\n\n", m.n >> 20, nt);
-    printf("| test | GB/s |\n|---|---|\n");
-    printf("| memcpy (bytes copied / s; traffic is 2x) | %.1f |\n", copy_gbs);
-    printf("| streaming read + sum (bytes read / s) | %.1f |\n", read_gbs);
-    free(m.src), free(m.dst);
+    op_fn mops[2] = {op_memcpy, op_readsum};
+    void *mctx[2] = {&m, &m};
+    double mt[2];
+    time_ops(2, mops, mctx, mt);
+    double copy_gbs = m.n / mt[0] * 1e-9, read_gbs = m.n / mt[1] * 1e-9;
 
-    /* 3. mk_matmul_forward_dt */
+    /* 3. mk_matmul_forward_dt, each dtype interleaved with its baseline:
+     * M = 1 with the streaming read, M = 256 with the f32 kernel */
     int K = quick ? 1024 : 4096, N = K;
     mk_dtype types[5] = {MK_F32, MK_F16, MK_BF16, MK_Q8_0, MK_Q4_0};
-    printf("\n## mk_matmul_forward_dt, K = N = %d\n\n", K);
-    printf("| dtype | weight MiB | M=1 ms | M=1 GB/s of weights | vs read+sum | M=256 GFLOP/s | vs sgemm |\n");
-    printf("|---|---|---|---|---|---|---|\n");
-    double sg256 = 0;
-    {
-        gemm_ctx g = {rnd((size_t)256 * K), rnd((size_t)N * K), rnd((size_t)256 * N), 256, K, N};
-        sg256 = 2.0 * 256 * N * K / time_op(op_mk, &g) * 1e-9;
-        free(g.a), free(g.w), free(g.c);
-    }
+    double dt_ms[5], dt_gbs[5], dt_read[5], dt_gf[5], dt_sg[5], dt_mib[5];
+    gemm_ctx g256 = {rnd((size_t)256 * K), rnd((size_t)N * K), rnd((size_t)256 * N), 256, K, N};
     for (int ti = 0; ti < 5; ti++) {
         mk_dtype wt = types[ti];
         size_t wb = mk_dtype_nbytes(wt, (uint64_t)N * K);
-        int copies = (int)((BIG + wb - 1) / wb);
-        if (quick) copies = 1;
+        int copies = quick ? 1 : (int)((BIG + wb - 1) / wb);
         float *wf = rnd((size_t)N * K);
         dt_ctx d = {calloc((size_t)copies, sizeof(void *)), copies, wt, rnd((size_t)256 * K),
                     rnd((size_t)256 * N), 1, K, N};
@@ -185,17 +221,62 @@ int main(int argc, char **argv) {
             if (!d.w[c]) return 1;
             mk_quantize(wt, wf, d.w[c], (size_t)N * K);
         }
-        double t1 = time_op(op_dt, &d);
+        op_fn o1[2] = {op_dt, op_readsum};
+        void *c1[2] = {&d, &m};
+        double t1[2];
+        time_ops(2, o1, c1, t1);
+        dt_ms[ti] = t1[0] * 1e3;
+        dt_mib[ti] = wb / 1048576.0;
+        dt_gbs[ti] = wb / t1[0] * 1e-9;
+        dt_read[ti] = m.n / t1[1] * 1e-9;
         d.M = 256;
         d.copies = 1;
-        double t256 = time_op(op_dt, &d);
-        double gf = 2.0 * 256 * N * K / t256 * 1e-9;
-        printf("| %s | %.1f | %.3f | %.1f | %.0f%% | %.1f | %.0f%% |\n", mk_dtype_name(wt),
-               wb / 1048576.0, t1 * 1e3, wb / t1 * 1e-9, 100.0 * wb / t1 * 1e-9 / read_gbs, gf,
-               100.0 * gf / sg256);
-        fflush(stdout);
+        op_fn o2[2] = {op_dt, op_mk};
+        void *c2[2] = {&d, &g256};
+        double t2[2];
+        time_ops(2, o2, c2, t2);
+        dt_gf[ti] = 2.0 * 256 * N * K / t2[0] * 1e-9;
+        dt_sg[ti] = 2.0 * 256 * N * K / t2[1] * 1e-9;
         for (int c = 0; c < copies; c++) free(d.w[c]);
         free(d.w), free(d.a), free(d.c), free(wf);
     }
+    free(g256.a), free(g256.w), free(g256.c);
+    free(m.src), free(m.dst);
+
+    /* 1b. OpenBLAS with its own threads (last: see the header) */
+    openblas_set_num_threads(nt);
+    for (int ki = 0; ki < nK; ki++)
+        for (int mi = 0; mi < nM; mi++) {
+            int M = Ms[mi], K2 = Ks[ki], N2 = K2;
+            gemm_ctx g = {rnd((size_t)M * K2), rnd((size_t)N2 * K2), rnd((size_t)M * N2), M, K2, N2};
+            gf_blas[ki][mi] = 2.0 * M * N2 * K2 / time_op(op_blas, &g) * 1e-9;
+            free(g.a), free(g.w), free(g.c);
+        }
+    openblas_set_num_threads(1);
+
+    printf("\n## sgemm, GFLOP/s (2*M*N*K / time), K = N\n\n");
+    printf("| M | K=N | OpenBLAS alone (%d threads) | mk_matmul_forward (%d OpenMP x 1 BLAS) |\n", nt, nt);
+    printf("|---|---|---|---|\n");
+    for (int ki = 0; ki < nK; ki++)
+        for (int mi = 0; mi < nM; mi++)
+            printf("| %d | %d | %.1f | %.1f |\n", Ms[mi], Ks[ki], gf_blas[ki][mi], gf_mk[ki][mi]);
+    printf("\n## memory, %zu MiB buffers, %d threads\n\n", m.n >> 20, nt);
+    printf("| test | GB/s |\n|---|---|\n");
+    printf("| memcpy (bytes copied / s; traffic is 2x) | %.1f |\n", copy_gbs);
+    printf("| streaming read + sum (bytes read / s) | %.1f |\n", read_gbs);
+    printf("\n## mk_matmul_forward_dt, K = N = %d\n\n", K);
+    printf("M = 1: weights cycled through >= 256 MiB (from DRAM); 'read' is the streaming\n"
+           "read+sum measured interleaved with it. M = 256: 'f32' is mk_matmul_forward on\n"
+           "f32 weights measured interleaved with it.\n\n");
+    printf("| dtype | weight MiB | M=1 ms | M=1 GB/s of weights | read GB/s | ratio | M=256 GFLOP/s | f32 GFLOP/s | ratio |\n");
+    printf("|---|---|---|---|---|---|---|---|---|\n");
+    for (int ti = 0; ti < 5; ti++)
+        printf("| %s | %.1f | %.3f | %.1f | %.1f | %.0f%% | %.1f | %.1f | %.0f%% |\n",
+               mk_dtype_name(types[ti]), dt_mib[ti], dt_ms[ti], dt_gbs[ti], dt_read[ti],
+               100.0 * dt_gbs[ti] / dt_read[ti], dt_gf[ti], dt_sg[ti],
+               100.0 * dt_gf[ti] / dt_sg[ti]);
+    double wall = now() - wall0, cpu = cpu_seconds() - cpu0;
+    printf("\nrun: %.0f s wall, %.0f s CPU (%.2f of %d cores on average); load average %.2f at "
+           "start, %.2f at end\n", wall, cpu, cpu / wall, nt, load0, loadavg());
     return 0;
 }

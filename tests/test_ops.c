@@ -366,6 +366,35 @@ static void test_matmul_dt(void) {
     CHECK(isnan(o[0]) && isnan(o[1]));
 }
 
+/* ---- edge cases: fully masked rows give zeros, never NaN ---- */
+static void test_edges(void) {
+    float x[6] = {-INFINITY, -INFINITY, -INFINITY, 1, 2, 3}, y[6], zero[6] = {0};
+    mk_softmax_forward(y, x, 2, 3);
+    check_close("softmax all -inf row", y, zero, 3, 0, 0);
+    /* T=2 queries, Tk=3 keys, 1 head, HS=2; every key padded */
+    float q[4] = {1, 2, 3, 4}, k[6] = {1, 0, 0, 1, 1, 1}, v[6] = {1, 2, 3, 4, 5, 6};
+    float km[3] = {0, 0, 0}, out[4], att[6], dq[4] = {0}, dk[6] = {0}, dv[6] = {0};
+    float dout[4] = {1, 1, 1, 1};
+    mk_attention_forward(out, att, q, k, v, km, 2, 3, 1, 1, 2, -1);
+    check_close("attention all keys masked: out", out, zero, 4, 0, 0);
+    check_close("attention all keys masked: att", att, zero, 6, 0, 0);
+    mk_attention_backward(dq, dk, dv, dout, att, q, k, v, 2, 3, 1, 1, 2);
+    check_close("attention all keys masked: dq", dq, zero, 4, 0, 0);
+    check_close("attention all keys masked: dk", dk, zero, 6, 0, 0);
+    /* causal offset 0 with key 0 padded: query 0 sees nothing, query 1 sees key 1 */
+    float km2[3] = {0, 1, 1};
+    mk_attention_forward(out, att, q, k, v, km2, 2, 3, 1, 1, 2, 0);
+    float want_att[6] = {0, 0, 0, 0, 1, 0}, want_out[4] = {0, 0, 3, 4};
+    check_close("attention causal+mask att", att, want_att, 6, 0, 0);
+    check_close("attention causal+mask out", out, want_out, 4, 1e-7, 0);
+    /* cross-entropy with nothing counted: 0, gradient untouched */
+    float logits[6] = {1, 2, 3, 4, 5, 6}, dl[6] = {0}, mask[2] = {0, 0};
+    int32_t tg[2] = {0, 1};
+    float loss = mk_cross_entropy(dl, logits, tg, mask, 2, 3, 1.0f);
+    CHECK(loss == 0.0f);
+    check_close("cross_entropy nothing counted: dlogits", dl, zero, 6, 0, 0);
+}
+
 int main(void) {
     test_matmul("matmul", 1);
     test_matmul("matmul_m1", 1);
@@ -383,5 +412,6 @@ int main(void) {
     test_attention("attn_par", 1);
     test_softmax_xent();
     test_matmul_dt();
+    test_edges();
     return check_summary("test_ops");
 }

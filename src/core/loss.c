@@ -15,6 +15,10 @@ void mk_softmax_forward(float *out, const float *inp, int M, int N) {
         float mx = x[0];
         for (int n = 1; n < N; n++)
             if (x[n] > mx) mx = x[n];
+        if (mx == -INFINITY) { /* a fully masked row: zeros, not 0/0 */
+            for (int n = 0; n < N; n++) o[n] = 0.0f;
+            continue;
+        }
         double sum = 0;
         for (int n = 0; n < N; n++) {
             o[n] = expf(x[n] - mx);

@@ -20,8 +20,12 @@ void mk_matmul_forward(float *out, const float *inp, const float *w, const float
 void mk_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                         const float *inp, const float *w, int M, int K, int N);
 /* Same products with a stored weight of any dtype (F32, F16, BF16, Q8_0,
- * Q4_0; K a multiple of 32 for block types), read in place: block types
- * are converted tile by tile, never the whole matrix at once. */
+ * Q4_0; K a multiple of 32 for block types), read in place (any
+ * alignment): never converted as a whole. M == 1 (decoding) runs a fused
+ * dequantise-dot per weight row, rows split across threads; M > 1
+ * dequantises tiles of up to 256 rows (about 2 MiB of f32) per thread and
+ * multiplies each with sgemm. A K that is not a whole number of blocks
+ * fills the output with NaN (loaders reject such shapes first). */
 void mk_matmul_forward_dt(float *out, const float *inp, const void *w, mk_dtype wt,
                           const float *bias, int M, int K, int N);
 /* dinp (M,K) += dout (M,N) @ w (N,K) for a frozen stored weight. */
@@ -29,7 +33,9 @@ void mk_matmul_backward_dt(float *dinp, const float *dout, const void *w, mk_dty
                            int M, int K, int N);
 
 /* ---- normalisation ---- */
-/* out = inp * rstd * w, rstd = 1/sqrt(mean(inp^2) + eps); rstd (M) saved */
+/* Norm weights (w) may be NULL (all ones), as may the LayerNorm bias b
+ * (zeros); statistics are accumulated in double.
+ * out = inp * rstd * w, rstd = 1/sqrt(mean(inp^2) + eps); rstd (M) saved */
 void mk_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w,
                         int M, int C, float eps);
 void mk_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
@@ -45,7 +51,9 @@ void mk_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
  * interleaved=1: pairs (2i, 2i+1) rotate together (GGUF's permuted Q/K);
  * interleaved=0: pairs (i, i+HS/2) (Hugging Face rotate-half).
  * angle = pos[t] * theta^(-2i/HS) / (freq_factors ? freq_factors[i] : 1).
- * Backward rotates the gradient by the opposite angle (also in place). */
+ * Backward rotates the gradient by the opposite angle (also in place).
+ * Angles are computed in double. HS must be even (an odd last element is
+ * left unrotated). */
 void mk_rope_forward(float *x, const int *pos, int T, int NH, int HS, float theta,
                      const float *freq_factors, int interleaved);
 void mk_rope_backward(float *dx, const int *pos, int T, int NH, int HS, float theta,
@@ -71,7 +79,10 @@ void mk_tanh_backward(float *dinp, const float *dout, const float *out, size_t n
  * causal_offset < 0: every query sees every key; otherwise query t sees
  * keys j <= t + causal_offset (a KV cache of `offset` earlier positions).
  * kmask (Tk) or NULL: keys with kmask[j] == 0 are not attended (padding).
- * att (NH, T, Tk) receives the probabilities (needed by backward).
+ * att (NH, T, Tk) receives the probabilities (needed by backward), 0 for
+ * keys not attended; a query that sees no key gets all-zero probabilities
+ * and a zero output (PyTorch would give NaN). Parallel over heads in the
+ * forward, over key/value heads in the backward.
  * out (T, NH, HS) is overwritten. */
 void mk_attention_forward(float *out, float *att, const float *q, const float *k,
                           const float *v, const float *kmask, int T, int Tk, int NH,
@@ -81,13 +92,16 @@ void mk_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                            const float *v, int T, int Tk, int NH, int NKV, int HS);
 
 /* ---- softmax and losses ---- */
-/* row-wise softmax of (M, N), numerically stable */
+/* row-wise softmax of (M, N), numerically stable; a row that is all -inf
+ * (fully masked) gives zeros */
 void mk_softmax_forward(float *out, const float *inp, int M, int N);
 /* dinp += softmax backward given the forward output */
 void mk_softmax_backward(float *dinp, const float *dout, const float *out, int M, int N);
 /* Mean cross-entropy over rows with mask[m] != 0 (mask NULL: all rows) of
  * logits (M, V) against targets (M). Returns the loss; when dlogits is not
- * NULL adds d(loss)/d(logits) into it (scaled by dloss). */
+ * NULL adds d(loss)/d(logits) into it (scaled by dloss). Rows whose target
+ * is outside [0, V) are skipped as if masked (PyTorch's ignore_index -100
+ * behaves so); with no counted row the loss is 0 and nothing is added. */
 float mk_cross_entropy(float *dlogits, const float *logits, const int32_t *targets,
                        const float *mask, int M, int V, float dloss);
 
