@@ -19,7 +19,7 @@
 #include "model/llama.h"
 
 /* A reference tensor as a malloc'd f32 copy; the test stops when absent. */
-static float *ref_get_any(const mk_st *st, const char *name, size_t *n) {
+static inline float *ref_get_any(const mk_st *st, const char *name, size_t *n) {
     const mk_tensor_view *t = mk_st_find(st, name);
     if (!t) {
         fprintf(stderr, "reference tensor %s is missing (rerun tools/ref_llama.py)\n", name);
@@ -34,7 +34,7 @@ static float *ref_get_any(const mk_st *st, const char *name, size_t *n) {
     return p;
 }
 
-static float *ref_get(const mk_st *st, const char *name, size_t n) {
+static inline float *ref_get(const mk_st *st, const char *name, size_t n) {
     size_t got;
     float *p = ref_get_any(st, name, &got);
     if (got != n) {
@@ -51,7 +51,7 @@ typedef struct {
     float *mask;      /* (Ltot) */
 } ref_batch;
 
-static void ref_batch_load(ref_batch *rb, const mk_st *st, int D) {
+static inline void ref_batch_load(ref_batch *rb, const mk_st *st, int D) {
     memset(rb, 0, sizeof *rb);
     char nm[32];
     for (int i = 0; i < 8; i++) {
@@ -98,7 +98,7 @@ static void ref_batch_load(ref_batch *rb, const mk_st *st, int D) {
     }
 }
 
-static void ref_batch_free(ref_batch *rb) {
+static inline void ref_batch_free(ref_batch *rb) {
     for (int i = 0; i < rb->B; i++) {
         free((void *)rb->seqs[i].tokens);
         free((void *)rb->seqs[i].prefix);
@@ -107,7 +107,7 @@ static void ref_batch_free(ref_batch *rb) {
     free(rb->mask);
 }
 
-static int ref_copy_text(const char *src, const char *dst) {
+static inline int ref_copy_text(const char *src, const char *dst) {
     char *buf = NULL;
     size_t len = 0;
     int rc = mk_read_file(src, 1 << 20, &buf, &len);
@@ -120,7 +120,7 @@ static int ref_copy_text(const char *src, const char *dst) {
  * all tensors as F32, with these changes: entry idx of tensor `perturb`
  * moved by delta; tensor `drop` left out (or, when it starts with '!',
  * written with one row too few); config.json replaced by `config`. */
-static int ref_write_variant(const char *src_dir, const char *dst_dir, const char *perturb,
+static inline int ref_write_variant(const char *src_dir, const char *dst_dir, const char *perturb,
                              size_t idx, float delta, const char *drop, const char *config) {
     char p[1024];
     snprintf(p, sizeof p, "%s/model.safetensors", src_dir);
@@ -157,7 +157,7 @@ static int ref_write_variant(const char *src_dir, const char *dst_dir, const cha
  * permuted for interleaved RoPE, matrices stored as mtype (norms F32),
  * general.architecture = arch; tensor `drop` left out; tensor `as_q8` (a
  * norm) stored as Q8_0. */
-static int ref_write_gguf(const char *src_dir, const char *path, const char *arch,
+static inline int ref_write_gguf(const char *src_dir, const char *path, const char *arch,
                           const char *drop, const char *as_q8, mk_dtype mtype) {
     mk_llama *m = NULL;
     int rc = mk_llama_open_ex(src_dir, MK_LLAMA_NO_TOKENIZER, &m);
@@ -226,7 +226,7 @@ static int ref_write_gguf(const char *src_dir, const char *path, const char *arc
 }
 
 /* Overwrite the GGML type field of tensor `name` in a GGUF file. */
-static int ref_patch_gguf_type(const char *path, const char *name, uint32_t type) {
+static inline int ref_patch_gguf_type(const char *path, const char *name, uint32_t type) {
     char *buf = NULL;
     size_t len = 0;
     int rc = mk_read_file(path, 64u << 20, &buf, &len);
@@ -251,7 +251,7 @@ static int ref_patch_gguf_type(const char *path, const char *name, uint32_t type
     return rc;
 }
 
-static void ref_rmtree(const char *dir) {
+static inline void ref_rmtree(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;

@@ -132,6 +132,34 @@ def tokenizer_json(vocab, merges, specials):
     }
 
 
+def piece_bytes(piece):
+    u2b = {v: k for k, v in bytes_to_unicode().items()}
+    if piece.startswith("<|"):
+        return b""
+    return bytes(u2b[ch] for ch in piece)
+
+
+def bpe_encode(text, merges):
+    """Ids of text under the tokenizer above (this script's pre-split)."""
+    b2u = bytes_to_unicode()
+    vocab_ids = {}
+    rank = {m: i for i, m in enumerate(merges)}
+    for b in range(256):
+        vocab_ids[b2u[b]] = b
+    for i, m in enumerate(merges):
+        vocab_ids[m[0] + m[1]] = 256 + i
+    ids = []
+    for w in PRETOK.findall(text):
+        parts = [b2u[b] for b in w.encode("utf-8")]
+        while len(parts) > 1:
+            best = min(range(len(parts) - 1), key=lambda i: rank.get((parts[i], parts[i + 1]), 1 << 30))
+            if (parts[best], parts[best + 1]) not in rank:
+                break
+            parts[best:best + 2] = [parts[best] + parts[best + 1]]
+        ids += [vocab_ids[p] for p in parts]
+    return ids
+
+
 # ---------------------------------------------------------------- model
 
 def make_config(name, V=512, D=64, NL=2, NH=4, NKV=2, F=160, n_ctx=512, theta=10000.0,
@@ -228,6 +256,29 @@ def llama_hidden(cfg, w, x):
         b = h @ w[p + "mlp.up_proj.weight"].T
         x = x + (torch.nn.functional.silu(a) * b) @ w[p + "mlp.down_proj.weight"].T
     return rmsnorm(x, w["model.norm.weight"], cfg["eps"])
+
+
+def train(cfg, w, ids, steps=300, T=64, B=8, lr=3e-3, seed=4):
+    """A few hundred Adam steps of next-token prediction on the corpus, so
+    model A predicts with the margins of a trained model (top-1 agreement
+    under quantisation is then meaningful) and greedy text is readable."""
+    g = torch.Generator().manual_seed(seed)
+    w = {k: v.clone().requires_grad_(True) for k, v in w.items()}
+    opt = torch.optim.Adam(list(w.values()), lr=lr)
+    data = torch.tensor(ids, dtype=torch.long)
+    for step in range(steps):
+        starts = torch.randint(0, len(ids) - T - 1, (B,), generator=g).tolist()
+        loss = 0
+        for s0 in starts:
+            lg = llama_logits(cfg, w, data[s0:s0 + T].tolist(), None)
+            loss = loss + torch.nn.functional.cross_entropy(lg, data[s0 + 1:s0 + T + 1])
+        loss = loss / B
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == steps - 1:
+            print("train step %d loss %.3f" % (step, loss.item()))
+    return {k: v.detach().clone() for k, v in w.items()}
 
 
 def out_weight(cfg, w):
@@ -572,12 +623,14 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     tok = train_tokenizer()
     print("tokenizer: %d merges" % len(tok[1]))
-    gen_prompt = [510, 17, 300, 45, 99, 260]
+    gen_prompt = [510] + bpe_encode("The patient was", tok[1])
     Ls, ns = [7, 5, 9], [2, 0, 3]
 
     # A: the main model, F32 in both layouts, plus quantised GGUF variants.
     a = make_config("mk-test-a", NL=2)
-    wa = make_weights(a, 1)
+    corpus = bpe_encode(CORPUS, tok[1])
+    print("corpus: %d tokens" % len(corpus))
+    wa = train(a, make_weights(a, 1), corpus)
     write_hf(os.path.join(OUT, "a_hf"), a, wa, tok, "F32")
     write_gguf_model(os.path.join(OUT, "a.gguf"), a, wa, tok, "F32")
     dq8 = write_gguf_model(os.path.join(OUT, "a_q8_0.gguf"), a, wa, tok, "Q8_0")
@@ -586,7 +639,12 @@ def main():
     gp = torch.randn(3, a["D"], generator=torch.Generator().manual_seed(3))
     ref = references(a, wa, seqs, gen_prompt, gp, True,
                      extra_logits=[("logits_q8_0", dq8), ("logits_q4_0", dq4)])
+    ref.append(("corpus_ids", np.array(corpus, dtype=np.float32)))
     write_safetensors(os.path.join(OUT, "ref_a.safetensors"), ref)
+    with open(os.path.join(OUT, "gen_a.txt"), "w") as f:  # for tests/cli_generate.sh
+        f.write(" ".join(map(str, gen_prompt)) + "\n")
+        f.write(" ".join(str(int(x)) for x in dict(ref)["gen_noprefix"]) + "\n")
+        f.write(bytes(b for t in dict(ref)["gen_noprefix"] for b in piece_bytes(tok[0][int(t)])).decode("utf-8", "replace") + "\n")
 
     # B: tied embeddings, 3 layers, HF layout stored as F16.
     b = make_config("mk-test-b", NL=3, tied=True, theta=500000.0, eps=1e-6)
@@ -612,8 +670,8 @@ def main():
     agree8 = agree4 = tot = 0
     maxd8 = maxd4 = 0.0
     with torch.no_grad():
-        for _ in range(4):
-            t = torch.randint(0, a["V"], (256,), generator=g).tolist()
+        for k in range(4):
+            t = corpus[k * 256:(k + 1) * 256]
             l0 = llama_logits(a, wa, t, None)
             l8 = llama_logits(a, dq8, t, None)
             l4 = llama_logits(a, dq4, t, None)
