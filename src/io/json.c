@@ -64,7 +64,7 @@ int mk_json_parse(const char *text, size_t len, const char *label, cJSON **out) 
 static const char *dot(const char *path) { return path && *path ? "." : ""; }
 static const char *pth(const char *path) { return path ? path : ""; }
 
-static uint64_t hash_str(const char *s) {
+static uint64_t json_hash(const char *s) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
     return h;
@@ -81,7 +81,7 @@ int mk_json_check_unique(const cJSON *obj, const char *label, const char *path) 
     int rc = MK_OK;
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *k = c->string ? c->string : "";
-        size_t h = (size_t)hash_str(k) & (cap - 1);
+        size_t h = (size_t)json_hash(k) & (cap - 1);
         while (slot[h] && strcmp(slot[h]->string ? slot[h]->string : "", k)) h = (h + 1) & (cap - 1);
         if (slot[h]) {
             rc = mk_fail(MK_ERR_FORMAT, "%s: %s%skey \"%.200s\" appears more than once", label,
