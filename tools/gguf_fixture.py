@@ -170,6 +170,17 @@ def gguf_files():
     v2_tensors = [("a", G_F32, (5,)), ("b", G_Q8_0, (32,)), ("c.weight", G_F16, (3, 1, 2, 8))]
     write_gguf(os.path.join(OUT, "v2.gguf"), 2, v2_kvs, v2_tensors, align=64, data_order=[2, 1, 0])
 
+    # small seeds for fuzz/fuzz_gguf.c
+    seeds = os.path.join(OUT, "..", "..", "..", "fuzz", "corpus", "fuzz_gguf")
+    os.makedirs(seeds, exist_ok=True)
+    write_gguf(os.path.join(seeds, "v3.gguf"), 3, v3_kvs, v3_tensors)
+    write_gguf(os.path.join(seeds, "v2.gguf"), 2,
+               [("general.alignment", U32, 8), ("tokenizer.ggml.tokens", ARR, (STR, ["a", "bc", ""])),
+                ("s", ARR, (F64, [1.0, 2.0])), ("b", ARR, (BOOL, [1]))],
+               [("x", G_F16, (3,)), ("y", G_Q4_0, (1, 32))], align=8, data_order=[1, 0])
+    write_gguf(os.path.join(seeds, "empty.gguf"), 3, [], [])
+    write_gguf(os.path.join(seeds, "kv_only.gguf"), 3, [("k", I64, -1), ("m", ARR, (I16, [-2, 3]))], [])
+
 
 def dtype_files():
     # every f16 bit pattern -> f32 bits
