@@ -30,14 +30,17 @@ void mk_swiglu_backward(float *da, float *db, const float *dout, const float *a,
     }
 }
 
-#define INV_SQRT2 0.70710678118654752440
-#define INV_SQRT_2PI 0.39894228040143267794
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
 
+/* Phi(x) = erfc(-x/sqrt2)/2, which unlike 1 + erf(x/sqrt2) keeps its
+ * relative precision for negative x; float erfcf/expf (about 1 ulp): the
+ * double versions would cost a third of a BERT layer's time */
 void mk_gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN_N)
     for (size_t i = 0; i < n; i++) {
-        double x = inp[i];
-        out[i] = (float)(0.5 * x * (1.0 + erf(x * INV_SQRT2)));
+        float x = inp[i];
+        out[i] = 0.5f * x * erfcf(-x * INV_SQRT2);
     }
 }
 
@@ -45,9 +48,9 @@ void mk_gelu_forward(float *out, const float *inp, size_t n) {
 void mk_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN_N)
     for (size_t i = 0; i < n; i++) {
-        double x = inp[i];
-        double d = 0.5 * (1.0 + erf(x * INV_SQRT2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x);
-        dinp[i] += (float)(dout[i] * d);
+        float x = inp[i];
+        float d = 0.5f * erfcf(-x * INV_SQRT2) + x * INV_SQRT_2PI * expf(-0.5f * x * x);
+        dinp[i] += dout[i] * d;
     }
 }
 
