@@ -291,6 +291,44 @@ static void test_bad_weights(const mk_encoder *e) {
     CHECK(x == NULL);
 }
 
+/* BERT: positions 0..L-1, two token types (type 0 used), pad 0, eps 1e-12;
+ * same layers as the RoBERTa fixture, stored with the "bert." prefix */
+static void test_bert(void) {
+    mk_st *keep = st;
+    CHECK_OK(mk_st_open("tests/data/editor/ref_bert.safetensors", &st));
+    mk_encoder *e = NULL;
+    CHECK_OK(mk_encoder_open("tests/data/editor/bert", MK_ENC_NO_TOKENIZER, &e));
+    if (st && e) {
+        const mk_enc_config *cfg = &e->cfg;
+        CHECK(cfg->type == MK_ENC_BERT && cfg->pad_id == 0 && cfg->type_vocab == 2);
+        CHECK(mk_enc_max_len(cfg) == cfg->max_pos);
+        size_t nid;
+        float *idsf = ref("ids", &nid), *mask = ref("mask", NULL);
+        const mk_tensor_view *tv = mk_st_find(st, "ids");
+        int n = (int)tv->shape[0], L = (int)tv->shape[1], H = cfg->hidden;
+        int32_t *ids = malloc(nid * sizeof *ids);
+        for (size_t i = 0; i < nid; i++) ids[i] = (int32_t)idsf[i];
+        float *rh = ref("r_hidden", NULL), *rp = ref("r_pooled", NULL);
+        float *hs = ref("hidden", NULL), *po = ref("pooled", NULL);
+        mk_enc_acts a;
+        CHECK_OK(mk_enc_acts_alloc(cfg, n, L, 1, 1, &a));
+        CHECK_OK(mk_enc_forward(cfg, &e->p, ids, mask, &a));
+        check_close("BERT last hidden", mk_enc_last_hidden(&a), hs, (size_t)n * L * H, 1e-4, 1e-4);
+        check_close("BERT pooler", a.pooled, po, (size_t)n * H, 1e-5, 1e-4);
+        size_t np = mk_enc_n_params(cfg);
+        float *gb = calloc(np, sizeof(float));
+        mk_enc_params g;
+        mk_enc_point(&g, gb, cfg);
+        CHECK_OK(mk_enc_backward(cfg, &e->p, &a, rh, rp, &g, NULL));
+        compare_grads(cfg, &g, "grad.", 0, 2e-4, 1e-3);
+        mk_enc_acts_free(&a);
+        free(gb), free(ids), free(idsf), free(mask), free(rh), free(rp), free(hs), free(po);
+    }
+    mk_encoder_free(e);
+    mk_st_close(st);
+    st = keep;
+}
+
 int main(void) {
     CHECK_OK(mk_st_open(REF, &st));
     if (!st) return check_summary("test_roberta");
@@ -305,6 +343,7 @@ int main(void) {
         test_bad_weights(e);
     }
     test_configs();
+    test_bert();
     mk_encoder_free(e);
     mk_st_close(st);
     return check_summary("test_roberta");

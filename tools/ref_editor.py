@@ -353,6 +353,40 @@ def grads_of(loss, named):
     return {n: (g if g is not None else torch.zeros_like(named[n])) for n, g in zip(names, gs)}
 
 
+def bert_reference(w, ids, mask):
+    """A BERT variant (positions 0..L-1, two token types, pad 0, eps 1e-12)
+    sharing the layer weights: tests/data/editor/bert/ and ref_bert.safetensors."""
+    bdir = os.path.join(OUT, "bert")
+    os.makedirs(bdir, exist_ok=True)
+    bw = {k: v.detach().clone().requires_grad_() for k, v in w.items()}
+    bw["embeddings.token_type_embeddings.weight"] = rn(2, H, s=0.5)
+    beps = 1e-12
+    cfg = {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": V,
+           "hidden_size": H, "num_hidden_layers": NL, "num_attention_heads": NHEADS,
+           "intermediate_size": INTER, "max_position_embeddings": MAXPOS, "type_vocab_size": 2,
+           "layer_norm_eps": beps, "pad_token_id": 0, "hidden_act": "gelu"}
+    with open(os.path.join(bdir, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    write_safetensors(os.path.join(bdir, "model.safetensors"), {"bert." + k: v for k, v in bw.items()})
+    global EPS
+    keep, EPS = EPS, beps
+    n, L = ids.shape
+    pos = torch.arange(L)[None, :].expand(n, L)
+    e = (bw["embeddings.word_embeddings.weight"][ids] + bw["embeddings.position_embeddings.weight"][pos]
+         + bw["embeddings.token_type_embeddings.weight"][0])
+    e = Fn.layer_norm(e, (H,), bw["embeddings.LayerNorm.weight"], bw["embeddings.LayerNorm.bias"], EPS)
+    hs, po = layers_and_pool(bw, e, mask)
+    r_h, r_p = torch.randn(n, L, H, dtype=DT), torch.randn(n, H, dtype=DT)
+    g = grads_of((hs * r_h).sum() + (po * r_p).sum(), bw)
+    EPS = keep
+    T_ = {"ids": ids.to(DT), "mask": mask, "hidden": hs, "pooled": po, "r_hidden": r_h,
+          "r_pooled": r_p}
+    for k, v in g.items():
+        T_["grad." + k] = v
+    write_safetensors(os.path.join(OUT, "ref_bert.safetensors"), T_)
+    return V
+
+
 def main():
     os.makedirs(ENC_DIR, exist_ok=True)
     ref = {}
@@ -484,6 +518,7 @@ def main():
         T_["prompts_attn"] = pe_attn(T_["values"])
 
     write_safetensors(os.path.join(OUT, "ref.safetensors"), T_)
+    ref["bert_vocab"] = bert_reference(w, ids, mask)
     ref.update({"sentences": sentences, "prompts": prompts, "targets": targets,
                 "knowledge_sentences": know, "n": n, "L": L, "H": H, "R": R, "D": D, "T": T,
                 "NH": NH, "P": P, "vocab": V})

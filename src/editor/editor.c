@@ -18,7 +18,7 @@
 
 #define TOK_MAX_BYTES (64u << 20) /* tokenizer files larger than this are refused */
 #define CHUNK_SENTENCES 32        /* sentences per encoder forward (inference) */
-#define CHUNK_TOKENS 8192         /* padded tokens per encoder forward (inference) */
+#define CHUNK_TOKENS 4096         /* padded tokens per encoder forward (inference) */
 #define CHUNK_VALUES 256          /* values per prompt-encoder forward */
 
 /* ---- small helpers ---- */
