@@ -185,6 +185,52 @@ static void test_qblocks(void) {
     free(ref);
 }
 
+/* Dequantisers (SIMD where compiled in) against the formulas in dtype.h
+ * evaluated one element at a time, on random bytes with finite scales,
+ * at an odd address. */
+static void test_dequant_random(void) {
+    const size_t nb = 257, n = nb * 32;
+    uint8_t *raw = malloc(nb * 34 + 1);
+    float *got = malloc(n * 4), *want = malloc(n * 4);
+    uint32_t s = 7;
+    for (size_t i = 0; i < nb * 34 + 1; i++) {
+        s = s * 1664525u + 1013904223u;
+        raw[i] = (uint8_t)(s >> 24);
+    }
+    uint8_t *p = raw + 1;
+    for (int pass = 0; pass < 2; pass++) {
+        mk_dtype t = pass ? MK_Q4_0 : MK_Q8_0;
+        size_t bs = pass ? 18 : 34;
+        for (size_t b = 0; b < nb; b++) {
+            uint8_t *blk = p + b * bs;
+            blk[1] &= 0x7b; /* exponent < 31: finite scale, either sign */
+            float d = mk_f16_to_f32(rd16(blk));
+            for (int j = 0; j < 32; j++) {
+                int q = pass ? (j < 16 ? (blk[2 + j] & 15) : (blk[2 + j - 16] >> 4)) - 8 : (int8_t)blk[2 + j];
+                want[b * 32 + j] = d * (float)q;
+            }
+        }
+        mk_dequantize(t, p, got, n);
+        check_close(pass ? "Q4_0 dequantise vs formula (random bytes)" : "Q8_0 dequantise vs formula (random bytes)", got, want, n, 0, 0);
+    }
+    /* bf16 and f16, odd lengths (vector body + scalar tail) */
+    for (size_t i = 0; i < 1001; i++) {
+        p[2 * i + 1] &= 0xbf; /* finite bf16 */
+        want[i] = mk_bf16_to_f32(rd16(p + 2 * i));
+    }
+    mk_dequantize(MK_BF16, p, got, 1001);
+    check_close("bf16 dequantise (1001, unaligned)", got, want, 1001, 0, 0);
+    for (size_t i = 0; i < 1001; i++) {
+        p[2 * i + 1] &= 0x7b; /* finite halves */
+        want[i] = mk_f16_to_f32(rd16(p + 2 * i));
+    }
+    mk_dequantize(MK_F16, p, got, 1001);
+    check_close("f16 dequantise (1001, unaligned)", got, want, 1001, 0, 0);
+    free(raw);
+    free(got);
+    free(want);
+}
+
 /* Error bounds of quantise -> dequantise on random data: Q8_0 within d/2
  * (+ f16 scale rounding), Q4_0 within d (+ rounding), per block. */
 static void test_error_bounds(void) {
@@ -246,6 +292,7 @@ int main(void) {
     test_f16_all();
     test_f32_cases();
     test_qblocks();
+    test_dequant_random();
     test_error_bounds();
     return check_summary("test_dtype");
 }
