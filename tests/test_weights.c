@@ -12,6 +12,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "io/gguf.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "util/check.h"
@@ -275,12 +276,63 @@ static void test_gguf(void) {
     expect_fail(p, 0, p);
 }
 
+/* The strict cJSON helpers (io/json.h) config readers use. */
+static void test_json(void) {
+    const char *txt = "{\"n\": 12, \"big\": 9007199254740993, \"f\": 0.5, \"s\": \"x\", \"b\": true,"
+                      " \"nul\": null, \"sub\": {\"k\": 2.5}}  \n";
+    cJSON *j = NULL;
+    CHECK_OK(mk_json_parse(txt, strlen(txt), "cfg.json", &j));
+    int64_t v = -1;
+    double d = -1;
+    const char *str = NULL;
+    int b = -1;
+    CHECK_OK(mk_json_get_int(j, "n", "cfg.json", "", &v));
+    CHECK(v == 12);
+    CHECK(mk_json_get_int(j, "big", "cfg.json", "", &v) == MK_ERR_FORMAT && strstr(mk_errmsg(), "cfg.json: big"));
+    CHECK(mk_json_get_int(j, "f", "cfg.json", "", &v) == MK_ERR_FORMAT);
+    CHECK(mk_json_get_int(j, "s", "cfg.json", "", &v) == MK_ERR_FORMAT);
+    CHECK(mk_json_get_int(j, "absent", "cfg.json", "", &v) == MK_ERR_NOTFOUND && strstr(mk_errmsg(), "absent"));
+    CHECK(mk_json_get_int(j, "nul", "cfg.json", "", &v) == MK_ERR_NOTFOUND);
+    v = 7;
+    CHECK_OK(mk_json_get_int_opt(j, "absent", "cfg.json", "", &v));
+    CHECK_OK(mk_json_get_int_opt(j, "nul", "cfg.json", "", &v));
+    CHECK(v == 7);
+    CHECK_OK(mk_json_get_num(j, "f", "cfg.json", "", &d));
+    CHECK(d == 0.5);
+    CHECK(mk_json_get_num(j, "s", "cfg.json", "", &d) == MK_ERR_FORMAT);
+    CHECK(mk_json_get_num(cJSON_GetObjectItem(j, "sub"), "k", "cfg.json", "sub", &d) == MK_OK && d == 2.5);
+    CHECK(mk_json_get_int(cJSON_GetObjectItem(j, "sub"), "k", "cfg.json", "sub", &v) == MK_ERR_FORMAT);
+    CHECK(strstr(mk_errmsg(), "cfg.json: sub.k") != NULL);
+    CHECK_OK(mk_json_get_str(j, "s", "cfg.json", "", &str));
+    CHECK(str && !strcmp(str, "x"));
+    CHECK(mk_json_get_str(j, "n", "cfg.json", "", &str) == MK_ERR_FORMAT);
+    CHECK_OK(mk_json_get_bool_opt(j, "b", "cfg.json", "", &b));
+    CHECK(b == 1);
+    CHECK(mk_json_get_bool_opt(j, "n", "cfg.json", "", &b) == MK_ERR_FORMAT);
+    CHECK_OK(mk_json_check_unique(j, "cfg.json", ""));
+    cJSON_Delete(j);
+
+    static const char *const bad[] = {"{\"a\":1} x", "{\"a\":", "", "{\"a\":\"\xff\"}", "[1,]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        j = NULL;
+        CHECK(mk_json_parse(bad[i], strlen(bad[i]), "bad.json", &j) == MK_ERR_FORMAT && !j);
+        CHECK(strstr(mk_errmsg(), "bad.json") != NULL);
+    }
+    CHECK(mk_json_parse("{\"a\":\"b\0\"}", 9, "nul.json", &j) == MK_ERR_FORMAT);
+    const char *dup = "{\"a\":1,\"b\":2,\"a\":3}";
+    CHECK_OK(mk_json_parse(dup, strlen(dup), "dup.json", &j));
+    CHECK(mk_json_check_unique(j, "dup.json", "") == MK_ERR_FORMAT && strstr(mk_errmsg(), "\"a\""));
+    cJSON_Delete(j);
+    CHECK(mk_utf8_valid("\xe2\x82\xac", 3) && !mk_utf8_valid("\xe2\x82", 2) && !mk_utf8_valid("\xf4\x90\x80\x80", 4));
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/mk_test_weights_XXXXXX");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
     }
+    test_json();
     test_hfdir();
     test_layouts();
     test_many();

@@ -12,6 +12,7 @@ For each fixture X.safetensors a reference X_ref.json lists every tensor
 as little-endian float32, tensor after tensor.
 
 Run: /usr/bin/python3 tools/st_fixture.py   (from the repository root)
+     /usr/bin/python3 tools/st_fixture.py --verify FILE   (check a file by hand)
 """
 import json
 import os
@@ -155,7 +156,46 @@ def inspect_gguf():
         f.write(out)
 
 
+def verify(path):
+    """Parse a safetensors file by hand (e.g. one medrek wrote) and print
+    each tensor through torch: an independent check of the writer."""
+    import sys
+    raw = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    text = raw[8:8 + n].decode("utf-8")
+    assert text[0] == "{" and n % 8 == 0, "header must start with '{' and be padded to 8"
+    hdr = json.loads(text)
+    meta = hdr.pop("__metadata__", {})
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
+    data = raw[8 + n:]
+    spans = sorted((v["data_offsets"][0], v["data_offsets"][1]) for v in hdr.values())
+    at = 0
+    for b, e in spans:
+        assert b == at, "hole or overlap at %d" % at
+        at = e
+    assert at == len(data), "data section not covered exactly"
+    size = {"F32": 4, "F16": 2, "BF16": 2}
+    for name, v in hdr.items():
+        b, e = v["data_offsets"]
+        count = 1
+        for d in v["shape"]:
+            count *= d
+        assert e - b == count * size[v["dtype"]], name
+        buf = bytearray(data[b:e])
+        if v["dtype"] == "F32":
+            t = torch.frombuffer(buf, dtype=torch.float32) if count else torch.zeros(0)
+        else:
+            t = (torch.frombuffer(buf, dtype=torch.int16) if count else torch.zeros(0, dtype=torch.int16)).view(DT[v["dtype"]])
+        print(name, v["dtype"], v["shape"], t.float().reshape(v["shape"]).tolist())
+    print("metadata", meta)
+    print("ok", path, file=sys.stderr)
+
+
 if __name__ == "__main__":
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "--verify":
+        verify(sys.argv[2])
+        sys.exit(0)
     os.makedirs(OUT, exist_ok=True)
     mixed()
     hfdir()
