@@ -300,6 +300,8 @@ static int precheck_file(const char *path, int flags, int *fresh) {
     return MK_OK;
 }
 
+static int run_check(mk_kb *kb, const char *pragma);
+
 static int create_schema(mk_kb *kb) {
     int rc;
     char when[32], sql[512];
@@ -399,7 +401,7 @@ int mk_kb_open(const char *path, int flags, mk_kb **out) {
     if ((rc = exec(kb, "PRAGMA synchronous=FULL", "setting synchronous"))) goto fail;
     /* 64 MB page cache: a big batch then spills to the WAL less often. */
     if ((rc = exec(kb, "PRAGMA cache_size=-65536", "setting the cache size"))) goto fail;
-    if ((flags & MK_KB_CHECK) && (rc = mk_kb_integrity_check(kb))) goto fail;
+    if ((flags & MK_KB_CHECK) && (rc = run_check(kb, "PRAGMA quick_check"))) goto fail;
     *out = kb;
     return MK_OK;
 fail:
@@ -416,20 +418,29 @@ void mk_kb_close(mk_kb *kb) {
 
 const char *mk_kb_path(const mk_kb *kb) { return kb ? kb->path : NULL; }
 
-int mk_kb_integrity_check(mk_kb *kb) {
+/* PRAGMA integrity_check or quick_check; the first problem, on one line. */
+static int run_check(mk_kb *kb, const char *pragma) {
     sqlite3_stmt *st;
-    int rc = prep(kb, "PRAGMA integrity_check", &st);
+    int rc = prep(kb, pragma, &st);
     if (rc) return rc;
     int s = sqlite3_step(st);
     if (s != SQLITE_ROW) rc = db_fail(kb, "checking integrity");
     else {
         const char *msg = (const char *)sqlite3_column_text(st, 0);
-        if (!msg || strcmp(msg, "ok"))
-            rc = mk_fail(MK_ERR_DB, "%s: integrity check failed: %s", kb->path, msg ? msg : "?");
+        if (!msg || strcmp(msg, "ok")) {
+            char first[256];
+            snprintf(first, sizeof first, "%s", msg ? msg : "?");
+            for (char *c = first; *c; c++)
+                if (*c == '\n') *c = ' ';
+            rc = mk_fail(MK_ERR_DB, "%s: integrity check failed (the file is damaged; restore it from a backup): %s",
+                         kb->path, first);
+        }
     }
     sqlite3_finalize(st);
     return rc;
 }
+
+int mk_kb_integrity_check(mk_kb *kb) { return run_check(kb, "PRAGMA integrity_check"); }
 
 /* ---- writing ------------------------------------------------------------ */
 
