@@ -271,6 +271,11 @@ static const mk_tensor_view *find_wrong(void *ctx, const char *name) {
     return mk_weights_find((const mk_weights *)ctx, name);
 }
 
+static const mk_tensor_view *find_nopool(void *ctx, const char *name) {
+    if (strstr(name, "pooler.")) return NULL;
+    return mk_weights_find((const mk_weights *)ctx, name);
+}
+
 static void test_bad_weights(const mk_encoder *e) {
     mk_weights *w;
     CHECK_OK(mk_weights_open(DIR, &w));
@@ -284,6 +289,11 @@ static void test_bad_weights(const mk_encoder *e) {
     rc = mk_enc_load_tensors(&e->cfg, &p, find_wrong, w, "test", NULL);
     CHECK(rc == MK_ERR_MISMATCH && strstr(mk_errmsg(), "shape"));
     printf("     misshaped tensor: %s\n", mk_errmsg());
+    /* a checkpoint without pooler (masked-LM): allowed only when asked */
+    int nopool = 0;
+    CHECK(mk_enc_load_tensors(&e->cfg, &p, find_nopool, w, "test", NULL) == MK_ERR_NOTFOUND);
+    CHECK_OK(mk_enc_load_tensors(&e->cfg, &p, find_nopool, w, "test", &nopool));
+    CHECK(nopool == 1);
     mk_weights_close(w);
     free(b);
     mk_encoder *x = NULL;

@@ -16,8 +16,10 @@
  * __metadata__ (all strings): format "medrek-editor", version "1",
  *   prompt_encoder "attn"|"mlp", prompt_tokens T, rep_dim R, llm_dim D,
  *   prompt_heads NH, proto_tokens P, llm_fingerprint, llm_name,
- *   encoder_config (config.json text), and the tokenizer text:
- *   tokenizer_json, or tokenizer_vocab_json + tokenizer_merges_txt.
+ *   seed, encoder_config (config.json text), the tokenizer text:
+ *   tokenizer_json, or tokenizer_vocab_json + tokenizer_merges_txt, and
+ *   fingerprint (mk_editor_fingerprint at save; load recomputes and refuses
+ *   a mismatch, so a modified or corrupted file is caught).
  * The file alone is enough to use the editor.
  *
  * Dimension letters: n sentences, H encoder hidden, R representation,
@@ -95,10 +97,13 @@ int mk_editor_save(const mk_editor *ed, const char *path);
 int mk_editor_load(const char *path, mk_editor **out);
 void mk_editor_free(mk_editor *ed);
 
-/* Stable identity of the editor: FNV-1a 64 over its configuration
- * (metadata values, tokenizer text) and every parameter byte, as
- * "editor-<16 hex>". The knowledge base tags stored vectors with it.
- * Reads all parameters (about 1 ms per MB); stored in ed->fp. */
+/* Stable identity of the editor, "editor-<16 hex>": FNV-1a 64 over its
+ * configuration (kind, T, R, D, NH, P, the LLM fingerprint, the encoder
+ * config, the tokenizer text) and then the parameters taken 8 bytes at a
+ * time, with a final avalanche. Not the LLM's name or the seed. The
+ * knowledge base tags stored vectors with it. Reads every parameter (about
+ * 0.3 ms per MB); the string is stored in ed->fp (overwritten by the next
+ * call). */
 const char *mk_editor_fingerprint(mk_editor *ed);
 /* MK_ERR_MISMATCH (with a message saying what differs) unless the editor
  * was made for an LLM of width D and, when both are non-empty, the same
