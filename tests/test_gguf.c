@@ -477,6 +477,33 @@ static void test_roundtrip(void) {
     char tmp[300];
     snprintf(tmp, sizeof tmp, "%s.tmp", p1);
     CHECK(access(tmp, F_OK) != 0);
+    /* general.alignment set by the caller is honoured; no tensors is fine */
+    {
+        mk_gguf_writer *wa = mk_gguf_writer_new();
+        CHECK_OK(mk_gguf_w_u32(wa, "general.alignment", 512));
+        float x[40] = {1, 2, 3};
+        CHECK_OK(mk_gguf_w_tensor(wa, "t0", MK_F32, x, 1, (int64_t[]){3}));
+        CHECK_OK(mk_gguf_w_tensor(wa, "t1", MK_F16, x, 2, (int64_t[]){4, 10}));
+        CHECK_OK(mk_gguf_w_write(wa, p1));
+        mk_gguf_writer_free(wa);
+        mk_gguf *g = NULL;
+        CHECK_OK(mk_gguf_open(p1, &g));
+        CHECK(g && mk_gguf_alignment(g) == 512 && mk_gguf_data_offset(g) == 512);
+        CHECK(g && mk_gguf_tensor_offset(g, 0) == 0 && mk_gguf_tensor_offset(g, 1) == 512);
+        CHECK(g && mk_gguf_file_size(g) == 1536);
+        mk_gguf_close(g);
+        wa = mk_gguf_writer_new();
+        CHECK_OK(mk_gguf_w_u32(wa, "general.alignment", 24));
+        CHECK(mk_gguf_w_write(wa, p1) == MK_ERR_ARG);
+        mk_gguf_writer_free(wa);
+        wa = mk_gguf_writer_new();
+        CHECK_OK(mk_gguf_w_str(wa, "general.architecture", "none"));
+        CHECK_OK(mk_gguf_w_write(wa, p1));
+        mk_gguf_writer_free(wa);
+        CHECK_OK(mk_gguf_open(p1, &g));
+        CHECK(g && mk_gguf_n_tensors(g) == 0 && mk_gguf_n_kv(g) == 1 && mk_gguf_file_size(g) % 32 == 0);
+        mk_gguf_close(g);
+    }
     /* writing into a missing directory fails cleanly */
     mk_gguf_writer *w = mk_gguf_writer_new();
     CHECK_OK(mk_gguf_w_u32(w, "x", 1));

@@ -353,13 +353,19 @@ static int parse(mk_gguf *g) {
         return mk_fail(MK_ERR_FORMAT, "%s: header claims %llu metadata entries and %llu tensors, more than the %zu bytes that follow can hold",
                        L, (unsigned long long)n_kv, (unsigned long long)n_t, left);
 
-    /* ---- metadata ---- */
-    g->kv = calloc(n_kv ? (size_t)n_kv : 1, sizeof *g->kv);
-    g->kv_hcap = hash_cap((size_t)n_kv);
-    g->kv_hash = calloc(g->kv_hcap, sizeof *g->kv_hash);
-    if (!g->kv || !g->kv_hash) return mk_fail(MK_ERR_NOMEM, "%s: out of memory for %llu metadata entries", L, (unsigned long long)n_kv);
-    g->kv_alloc = (size_t)n_kv;
+    /* ---- metadata ----
+     * Arrays grow with the entries actually parsed, so memory follows the
+     * file's real content rather than the counts it claims. */
     for (size_t i = 0; i < (size_t)n_kv; i++) {
+        if (i == g->kv_alloc) {
+            size_t c = g->kv_alloc ? 2 * g->kv_alloc : 16;
+            if (c > n_kv) c = (size_t)n_kv;
+            gg_kv *nk = realloc(g->kv, c * sizeof *nk);
+            if (!nk) return mk_fail(MK_ERR_NOMEM, "%s: out of memory for %llu metadata entries", L, (unsigned long long)n_kv);
+            memset(nk + g->kv_alloc, 0, (c - g->kv_alloc) * sizeof *nk);
+            g->kv = nk;
+            g->kv_alloc = c;
+        }
         gg_kv *kv = &g->kv[i];
         const uint8_t *k;
         uint64_t kl;
@@ -372,13 +378,19 @@ static int parse(mk_gguf *g) {
         kv->key = (const char *)k;
         kv->key_len = (size_t)kl;
         printable(pb, k, (size_t)kl);
-        if (find_in(g->kv_hash, g->kv_hcap, k, (size_t)kl, kv_eq, g) >= 0)
-            return mk_fail(MK_ERR_FORMAT, "%s: duplicate metadata key '%s'", L, pb);
         snprintf(r.ctx, sizeof r.ctx, "key '%s': ", pb);
         if ((rc = parse_value(g, &r, kv, pb))) return rc;
-        insert_in(g->kv_hash, g->kv_hcap, k, (size_t)kl, i);
     }
     g->n_kv = (size_t)n_kv;
+    g->kv_hcap = hash_cap(g->n_kv);
+    g->kv_hash = calloc(g->kv_hcap, sizeof *g->kv_hash);
+    if (!g->kv_hash) return mk_fail(MK_ERR_NOMEM, "%s: out of memory for %zu metadata entries", L, g->n_kv);
+    for (size_t i = 0; i < g->n_kv; i++) {
+        const gg_kv *kv = &g->kv[i];
+        if (find_in(g->kv_hash, g->kv_hcap, kv->key, kv->key_len, kv_eq, g) >= 0)
+            return mk_fail(MK_ERR_FORMAT, "%s: duplicate metadata key '%s'", L, printable(pb, kv->key, kv->key_len));
+        insert_in(g->kv_hash, g->kv_hcap, kv->key, kv->key_len, i);
+    }
 
     g->alignment = GGUF_DEFAULT_ALIGNMENT;
     long ai = mk_gguf_find(g, "general.alignment");
@@ -397,12 +409,20 @@ static int parse(mk_gguf *g) {
     if (n_t > left / MIN_TENSOR_BYTES)
         return mk_fail(MK_ERR_FORMAT, "%s: header claims %llu tensors but only %zu bytes follow the metadata (each needs at least %d)",
                        L, (unsigned long long)n_t, left, MIN_TENSOR_BYTES);
-    size_t nt = (size_t)n_t;
-    g->t = calloc(nt ? nt : 1, sizeof *g->t);
-    raw = calloc(nt ? nt : 1, sizeof *raw);
-    if (!g->t || !raw) { rc = mk_fail(MK_ERR_NOMEM, "%s: out of memory for %zu tensors", L, nt); goto fail; }
+    size_t nt = (size_t)n_t, t_cap = 0;
     size_t names_bytes = 0;
     for (size_t i = 0; i < nt; i++) {
+        if (i == t_cap) {
+            size_t c = t_cap ? 2 * t_cap : 16;
+            if (c > nt) c = nt;
+            mk_tensor_view *ntv = realloc(g->t, c * sizeof *ntv);
+            if (ntv) g->t = ntv;
+            t_raw *nraw = realloc(raw, c * sizeof *nraw);
+            if (nraw) raw = nraw;
+            if (!ntv || !nraw) { rc = mk_fail(MK_ERR_NOMEM, "%s: out of memory for %zu tensors", L, nt); goto fail; }
+            memset(g->t + t_cap, 0, (c - t_cap) * sizeof *g->t);
+            t_cap = c;
+        }
         mk_tensor_view *tv = &g->t[i];
         const uint8_t *nm;
         uint64_t nl;
@@ -1122,8 +1142,18 @@ int mk_gguf_w_tensor_raw(mk_gguf_writer *w, const char *name, mk_dtype dtype, co
     return add_tensor(w, name, dtype, n_dims, shape, data, 0, nbytes);
 }
 
-int mk_gguf_w_write(mk_gguf_writer *w, const char *path) {
+static int write_zeros(mk_afile *af, size_t n) {
     static const uint8_t zeros[256];
+    for (size_t k; n; n -= k) {
+        k = n < sizeof zeros ? n : sizeof zeros;
+        int rc = mk_afile_write(af, zeros, k);
+        if (rc) return rc;
+    }
+    return MK_OK;
+}
+
+int mk_gguf_w_write(mk_gguf_writer *w, const char *path) {
+    static const uint8_t zeros[1];
     wbuf b = {0};
     mk_afile af;
     int rc, af_open = 0;
@@ -1131,8 +1161,8 @@ int mk_gguf_w_write(mk_gguf_writer *w, const char *path) {
     for (size_t i = 0; i < w->n_kv; i++) {
         if (strcmp(w->kv[i].key, "general.alignment")) continue;
         uint32_t a = w->kv[i].type == MK_GGUF_UINT32 ? ld32(w->kv[i].val) : 0;
-        if (a == 0 || (a & (a - 1)) || a > 256) {
-            rc = mk_fail(MK_ERR_ARG, "%s: general.alignment must be a uint32 power of two up to 256", path);
+        if (a == 0 || (a & (a - 1)) || a > (1u << 20)) {
+            rc = mk_fail(MK_ERR_ARG, "%s: general.alignment must be a uint32 power of two up to 2^20", path);
             goto fail;
         }
         align = a;
@@ -1158,7 +1188,7 @@ int mk_gguf_w_write(mk_gguf_writer *w, const char *path) {
         wb_u64(&b, off);
         off += (t->nbytes + align - 1) / align * align;
     }
-    wb_put(&b, zeros, (align - b.n % align) % align);
+    while (b.n % align && !b.oom) wb_put(&b, zeros, 1);
     if (b.oom) { rc = mk_fail(MK_ERR_NOMEM, "%s: out of memory building the GGUF header", path); goto fail; }
     if ((rc = mk_afile_open(&af, path))) goto fail;
     af_open = 1;
@@ -1166,7 +1196,7 @@ int mk_gguf_w_write(mk_gguf_writer *w, const char *path) {
     for (size_t i = 0; i < w->n_t; i++) {
         const w_tensor *t = &w->t[i];
         if ((rc = mk_afile_write(&af, t->data, t->nbytes))) goto fail;
-        if ((rc = mk_afile_write(&af, zeros, (align - t->nbytes % align) % align))) goto fail;
+        if ((rc = write_zeros(&af, (align - t->nbytes % align) % align))) goto fail;
     }
     af_open = 0;
     if ((rc = mk_afile_commit(&af))) goto fail;
