@@ -64,8 +64,9 @@ static int cmp_d(const void *a, const void *b) {
 
 typedef void (*op_fn)(void *ctx, int iter);
 
-/* median seconds per call of each of n ops, trials interleaved */
-static void time_ops(int n, op_fn *op, void **ctx, double *med) {
+/* median (and, when best is not NULL, fastest) seconds per call of each
+ * of n ops, trials interleaved */
+static void time_ops(int n, op_fn *op, void **ctx, double *med, double *best) {
     double t[8][REPS];
     int it[8] = {0};
     for (int k = 0; k < n; k++) op[k](ctx[k], it[k]++); /* warm-up: page faults, threads */
@@ -83,12 +84,13 @@ static void time_ops(int n, op_fn *op, void **ctx, double *med) {
     for (int k = 0; k < n; k++) {
         qsort(t[k], REPS, sizeof t[k][0], cmp_d);
         med[k] = t[k][REPS / 2];
+        if (best) best[k] = t[k][0];
     }
 }
 
-static double time_op(op_fn op, void *ctx) {
+static double time_op(op_fn op, void *ctx, double *best) {
     double m;
-    time_ops(1, &op, &ctx, &m);
+    time_ops(1, &op, &ctx, &m, best);
     return m;
 }
 
@@ -183,12 +185,13 @@ int main(int argc, char **argv) {
     /* 1a. GEMM through the kernel: out (M,N) = A (M,K) @ W (N,K)^T */
     int Ms[4] = {1, 16, 256, 1024}, Ks[3] = {768, 2048, 4096};
     int nM = quick ? 2 : 4, nK = quick ? 1 : 3;
-    double gf_mk[3][4], gf_blas[3][4];
+    double gf_mk[3][4], gf_blas[3][4], bf_mk[3][4], bf_blas[3][4], tb;
     for (int ki = 0; ki < nK; ki++)
         for (int mi = 0; mi < nM; mi++) {
             int M = Ms[mi], K = Ks[ki], N = K;
             gemm_ctx g = {rnd((size_t)M * K), rnd((size_t)N * K), rnd((size_t)M * N), M, K, N};
-            gf_mk[ki][mi] = 2.0 * M * N * K / time_op(op_mk, &g) * 1e-9;
+            gf_mk[ki][mi] = 2.0 * M * N * K / time_op(op_mk, &g, &tb) * 1e-9;
+            bf_mk[ki][mi] = 2.0 * M * N * K / tb * 1e-9;
             free(g.a), free(g.w), free(g.c);
         }
 
@@ -199,15 +202,15 @@ int main(int argc, char **argv) {
     memset(m.dst, 2, m.n);
     op_fn mops[2] = {op_memcpy, op_readsum};
     void *mctx[2] = {&m, &m};
-    double mt[2];
-    time_ops(2, mops, mctx, mt);
+    double mt[2], mb[2];
+    time_ops(2, mops, mctx, mt, mb);
     double copy_gbs = m.n / mt[0] * 1e-9, read_gbs = m.n / mt[1] * 1e-9;
 
     /* 3. mk_matmul_forward_dt, each dtype interleaved with its baseline:
      * M = 1 with the streaming read, M = 256 with the f32 kernel */
     int K = quick ? 1024 : 4096, N = K;
     mk_dtype types[5] = {MK_F32, MK_F16, MK_BF16, MK_Q8_0, MK_Q4_0};
-    double dt_ms[5], dt_gbs[5], dt_read[5], dt_gf[5], dt_sg[5], dt_mib[5];
+    double dt_ms[5], dt_gbs[5], dt_read[5], dt_gf[5], dt_sg[5], dt_mib[5], dt_bgbs[5], dt_bgf[5];
     gemm_ctx g256 = {rnd((size_t)256 * K), rnd((size_t)N * K), rnd((size_t)256 * N), 256, K, N};
     for (int ti = 0; ti < 5; ti++) {
         mk_dtype wt = types[ti];
@@ -223,8 +226,9 @@ int main(int argc, char **argv) {
         }
         op_fn o1[2] = {op_dt, op_readsum};
         void *c1[2] = {&d, &m};
-        double t1[2];
-        time_ops(2, o1, c1, t1);
+        double t1[2], b1[2];
+        time_ops(2, o1, c1, t1, b1);
+        dt_bgbs[ti] = wb / b1[0] * 1e-9;
         dt_ms[ti] = t1[0] * 1e3;
         dt_mib[ti] = wb / 1048576.0;
         dt_gbs[ti] = wb / t1[0] * 1e-9;
@@ -233,8 +237,9 @@ int main(int argc, char **argv) {
         d.copies = 1;
         op_fn o2[2] = {op_dt, op_mk};
         void *c2[2] = {&d, &g256};
-        double t2[2];
-        time_ops(2, o2, c2, t2);
+        double t2[2], b2[2];
+        time_ops(2, o2, c2, t2, b2);
+        dt_bgf[ti] = 2.0 * 256 * N * K / b2[0] * 1e-9;
         dt_gf[ti] = 2.0 * 256 * N * K / t2[0] * 1e-9;
         dt_sg[ti] = 2.0 * 256 * N * K / t2[1] * 1e-9;
         for (int c = 0; c < copies; c++) free(d.w[c]);
@@ -249,31 +254,35 @@ int main(int argc, char **argv) {
         for (int mi = 0; mi < nM; mi++) {
             int M = Ms[mi], K2 = Ks[ki], N2 = K2;
             gemm_ctx g = {rnd((size_t)M * K2), rnd((size_t)N2 * K2), rnd((size_t)M * N2), M, K2, N2};
-            gf_blas[ki][mi] = 2.0 * M * N2 * K2 / time_op(op_blas, &g) * 1e-9;
+            gf_blas[ki][mi] = 2.0 * M * N2 * K2 / time_op(op_blas, &g, &tb) * 1e-9;
+            bf_blas[ki][mi] = 2.0 * M * N2 * K2 / tb * 1e-9;
             free(g.a), free(g.w), free(g.c);
         }
     openblas_set_num_threads(1);
 
-    printf("\n## sgemm, GFLOP/s (2*M*N*K / time), K = N\n\n");
+    printf("\n## sgemm, GFLOP/s (2*M*N*K / time), K = N; median (best) of the trials\n\n");
     printf("| M | K=N | OpenBLAS alone (%d threads) | mk_matmul_forward (%d OpenMP x 1 BLAS) |\n", nt, nt);
     printf("|---|---|---|---|\n");
     for (int ki = 0; ki < nK; ki++)
         for (int mi = 0; mi < nM; mi++)
-            printf("| %d | %d | %.1f | %.1f |\n", Ms[mi], Ks[ki], gf_blas[ki][mi], gf_mk[ki][mi]);
+            printf("| %d | %d | %.1f (%.1f) | %.1f (%.1f) |\n", Ms[mi], Ks[ki], gf_blas[ki][mi],
+                   bf_blas[ki][mi], gf_mk[ki][mi], bf_mk[ki][mi]);
     printf("\n## memory, %zu MiB buffers, %d threads\n\n", m.n >> 20, nt);
-    printf("| test | GB/s |\n|---|---|\n");
-    printf("| memcpy (bytes copied / s; traffic is 2x) | %.1f |\n", copy_gbs);
-    printf("| streaming read + sum (bytes read / s) | %.1f |\n", read_gbs);
+    printf("| test | GB/s median | best |\n|---|---|---|\n");
+    printf("| memcpy (bytes copied / s; traffic is 2x) | %.1f | %.1f |\n", copy_gbs,
+           m.n / mb[0] * 1e-9);
+    printf("| streaming read + sum (bytes read / s) | %.1f | %.1f |\n", read_gbs,
+           m.n / mb[1] * 1e-9);
     printf("\n## mk_matmul_forward_dt, K = N = %d\n\n", K);
     printf("M = 1: weights cycled through >= 256 MiB (from DRAM); 'read' is the streaming\n"
            "read+sum measured interleaved with it. M = 256: 'f32' is mk_matmul_forward on\n"
            "f32 weights measured interleaved with it.\n\n");
-    printf("| dtype | weight MiB | M=1 ms | M=1 GB/s of weights | read GB/s | ratio | M=256 GFLOP/s | f32 GFLOP/s | ratio |\n");
+    printf("| dtype | weight MiB | M=1 ms | M=1 GB/s of weights (best) | read GB/s | ratio | M=256 GFLOP/s (best) | f32 GFLOP/s | ratio |\n");
     printf("|---|---|---|---|---|---|---|---|---|\n");
     for (int ti = 0; ti < 5; ti++)
-        printf("| %s | %.1f | %.3f | %.1f | %.1f | %.0f%% | %.1f | %.1f | %.0f%% |\n",
-               mk_dtype_name(types[ti]), dt_mib[ti], dt_ms[ti], dt_gbs[ti], dt_read[ti],
-               100.0 * dt_gbs[ti] / dt_read[ti], dt_gf[ti], dt_sg[ti],
+        printf("| %s | %.1f | %.3f | %.1f (%.1f) | %.1f | %.0f%% | %.1f (%.1f) | %.1f | %.0f%% |\n",
+               mk_dtype_name(types[ti]), dt_mib[ti], dt_ms[ti], dt_gbs[ti], dt_bgbs[ti],
+               dt_read[ti], 100.0 * dt_gbs[ti] / dt_read[ti], dt_gf[ti], dt_bgf[ti], dt_sg[ti],
                100.0 * dt_gf[ti] / dt_sg[ti]);
     double wall = now() - wall0, cpu = cpu_seconds() - cpu0;
     printf("\nrun: %.0f s wall, %.0f s CPU (%.2f of %d cores on average); load average %.2f at "
