@@ -270,13 +270,13 @@ static void test_save_load(mk_editor *ed) {
 
 typedef enum {
     B_FORMAT, B_VERSION, B_KIND, B_REPDIM_TEXT, B_REPDIM_VALUE, B_NO_ENCCFG, B_BAD_ENCCFG,
-    B_NO_TOK, B_BAD_TOK, B_DROP, B_SHAPE, B_EXTRA, B_NAN, B_CORRUPT, B_COUNT
+    B_NO_TOK, B_BAD_TOK, B_DROP, B_SHAPE, B_EXTRA, B_NAN, B_CORRUPT, B_HUGE, B_COUNT
 } breakage;
 
 static const char *bname[] = {"format", "version", "prompt_encoder kind", "rep_dim text",
                               "rep_dim value", "no encoder_config", "bad encoder_config",
                               "no tokenizer", "bad tokenizer", "missing tensor", "wrong shape",
-                              "extra tensor", "NaN value", "changed parameter"};
+                              "extra tensor", "NaN value", "changed parameter", "huge rep_dim"};
 
 static int rewrite(const char *src, const char *dst, breakage how) {
     mk_st *s = NULL;
@@ -291,6 +291,7 @@ static int rewrite(const char *src, const char *dst, breakage how) {
         if (how == B_KIND && !strcmp(k, "prompt_encoder")) v = "lstm";
         if (how == B_REPDIM_TEXT && !strcmp(k, "rep_dim")) v = "24x";
         if (how == B_REPDIM_VALUE && !strcmp(k, "rep_dim")) v = "25";
+        if (how == B_HUGE && !strcmp(k, "rep_dim")) v = "1000000";
         if (how == B_NO_ENCCFG && !strcmp(k, "encoder_config")) continue;
         if (how == B_BAD_ENCCFG && !strcmp(k, "encoder_config")) v = "{\"model_type\": \"roberta\"";
         if (how == B_NO_TOK && !strncmp(k, "tokenizer", 9)) continue;

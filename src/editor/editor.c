@@ -498,6 +498,21 @@ int mk_editor_load(const char *path, mk_editor **out) {
     }
     snprintf(label, sizeof label, "%s: embedded tokenizer", path);
     if ((rc = load_tokenizer(ed, label))) goto fail;
+    /* refuse a config whose parameters cannot be in this file before
+     * allocating for them (a loose bound: one byte per parameter, where
+     * f16/bf16 take two) */
+    size_t stored = 0;
+    for (size_t i = 0; i < mk_st_n_tensors(st); i++) stored += mk_st_tensor(st, i)->nbytes;
+    ed->F = 4 * ed->enc_cfg.hidden;
+    ed->pe_cfg = (mk_penc_config){ed->cfg.kind, ed->cfg.R, ed->cfg.T, ed->cfg.D, ed->cfg.NH};
+    size_t need = mk_enc_n_params(&ed->enc_cfg) / 2 + mk_head_n_params(ed->F, ed->cfg.R) +
+                  mk_penc_n_params(&ed->pe_cfg) / 2;
+    if (need > stored) {
+        rc = mk_fail(MK_ERR_FORMAT, "%s: its configuration needs at least %zu bytes of tensors, "
+                                    "the file holds %zu",
+                     path, 2 * need, stored);
+        goto fail;
+    }
     if ((rc = alloc_params(ed))) goto fail;
     load_ctx lc = {st, path, 0};
     if ((rc = each_tensor(ed, &ed->p, load_one, &lc))) goto fail;

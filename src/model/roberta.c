@@ -535,6 +535,11 @@ int mk_enc_acts_alloc(const mk_enc_config *cfg, int n, int L, int from_ids, int 
         !mulz(&nli, nl, (size_t)a->I) || !mulz(&att, nl, (size_t)L) ||
         !mulz(&att, att, (size_t)a->NH))
         return mk_fail(MK_ERR_NOMEM, "encoder: activation sizes overflow (n=%d, L=%d)", n, L);
+    /* every count below is at most (NL + 1) * the largest per-layer size */
+    size_t big = att > nli ? att : nli, lim;
+    if (nlh > big) big = nlh;
+    if (!mulz(&lim, big, nL + 1) || lim > SIZE_MAX / 64)
+        return mk_fail(MK_ERR_NOMEM, "encoder: activation sizes overflow (n=%d, L=%d)", n, L);
     /* counts in 4-byte slots, in the order the pointers are taken */
     size_t cnt[] = {
         from_ids ? nl : 0, from_ids ? nl : 0, nl,           /* ids, pos, mask */
@@ -551,8 +556,7 @@ int mk_enc_acts_alloc(const mk_enc_config *cfg, int n, int L, int from_ids, int 
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof cnt / sizeof cnt[0]; i++) {
-        /* each product above is bounded by nL * max(att, nli, nlh) */
-        if (cnt[i] / (nL ? nL : 1) > SIZE_MAX / 8 || !addz(&total, cnt[i]))
+        if (!addz(&total, cnt[i]))
             return mk_fail(MK_ERR_NOMEM, "encoder: activation sizes overflow");
     }
     if (total > SIZE_MAX / 4 || !(a->block = malloc(total * 4)))
