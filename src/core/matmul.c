@@ -262,11 +262,13 @@ static int tile_rows(int K) {
     return (int)tn;
 }
 
-/* out (M, N) = inp @ dot rows, row by row (M == 1, or no scratch memory) */
+/* out (M, N) = inp @ dot rows, row by row (M == 1, or no scratch memory).
+ * Rows are handed out in small dynamic chunks: on a shared machine a
+ * thread that loses its core for a while does not hold half the work. */
 static void forward_rows(float *out, const float *inp, const uint8_t *w, size_t rowb,
                          mk_dtype wt, const float *bias, int M, int K, int N) {
     int nt = team_size((double)M * K * N);
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, 16) num_threads(nt)
     for (int n = 0; n < N; n++) {
         const uint8_t *row = w + (size_t)n * rowb;
         for (int m = 0; m < M; m++)
