@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -299,6 +300,24 @@ static void test_bad_weights(const mk_encoder *e) {
     mk_encoder *x = NULL;
     CHECK(mk_encoder_open("tests/data/editor/no-such-dir", MK_ENC_NO_TOKENIZER, &x) != MK_OK);
     CHECK(x == NULL);
+    /* a config far larger than its weights: refused before allocating */
+    char dir[] = "/tmp/mk_test_roberta_XXXXXX", p1[64], p2[64], cwd[1024];
+    if (mkdtemp(dir) && getcwd(cwd, sizeof cwd)) {
+        snprintf(p1, sizeof p1, "%s/config.json", dir);
+        snprintf(p2, sizeof p2, "%s/model.safetensors", dir);
+        FILE *f = fopen(p1, "w");
+        fputs("{\"model_type\":\"roberta\",\"vocab_size\":9000000,\"hidden_size\":4096,"
+              "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"intermediate_size\":64,"
+              "\"max_position_embeddings\":40}", f);
+        fclose(f);
+        char target[1200];
+        snprintf(target, sizeof target, "%s/" DIR "/model.safetensors", cwd);
+        CHECK(symlink(target, p2) == 0);
+        rc = mk_encoder_open(dir, MK_ENC_NO_TOKENIZER, &x);
+        CHECK(rc == MK_ERR_FORMAT && x == NULL);
+        printf("     oversized config: %s\n", mk_errmsg());
+        unlink(p1), unlink(p2), rmdir(dir);
+    }
 }
 
 /* BERT: positions 0..L-1, two token types (type 0 used), pad 0, eps 1e-12;

@@ -398,7 +398,15 @@ int mk_encoder_open(const char *path, int flags, mk_encoder **out) {
         rc = mk_fail(MK_ERR_NOMEM, "%s: out of memory", path);
         goto fail;
     }
-    size_t np = mk_enc_n_params(&e->cfg);
+    size_t np = mk_enc_n_params(&e->cfg), stored = 0;
+    for (size_t i = 0; i < mk_weights_n(w); i++) stored += mk_weights_at(w, i)->nbytes;
+    /* a config far larger than the weights is refused before allocating
+     * (loose bound: half a byte per parameter, Q4_0 takes 0.56) */
+    if (np / 2 > stored) {
+        rc = mk_fail(MK_ERR_FORMAT, "%s: the config needs %zu parameters, the weights hold only %zu bytes",
+                     label, np, stored);
+        goto fail;
+    }
     if (!np || np > SIZE_MAX / sizeof(float) || !(e->block = malloc(np * sizeof(float)))) {
         rc = mk_fail(MK_ERR_NOMEM, "%s: cannot allocate %zu encoder parameters", path, np);
         goto fail;
