@@ -504,6 +504,21 @@ static void test_roundtrip(void) {
         CHECK(g && mk_gguf_n_tensors(g) == 0 && mk_gguf_n_kv(g) == 1 && mk_gguf_file_size(g) % 32 == 0);
         mk_gguf_close(g);
     }
+    /* caller mistakes are errors, not crashes */
+    {
+        mk_gguf_writer *wn = mk_gguf_writer_new();
+        CHECK(mk_gguf_w_str(wn, "k", NULL) == MK_ERR_ARG);
+        CHECK(mk_gguf_w_scalar(wn, "k", MK_GGUF_UINT8, NULL) == MK_ERR_ARG);
+        CHECK(mk_gguf_w_arr(wn, "k", MK_GGUF_UINT8, NULL, 3) == MK_ERR_ARG);
+        CHECK(mk_gguf_w_arr_str(wn, "k", (const char *const[]){"a", NULL}, 2) == MK_ERR_ARG);
+        CHECK(mk_gguf_w_tensor(wn, "t", MK_F32, NULL, 1, (int64_t[]){3}) == MK_ERR_ARG);
+        CHECK(mk_gguf_w_tensor(wn, "t", MK_F32, (float[]){1}, 1, NULL) == MK_ERR_ARG);
+        CHECK(mk_gguf_w_u32(NULL, "k", 1) == MK_ERR_ARG);
+        CHECK(mk_gguf_w_write(NULL, "x") == MK_ERR_ARG);
+        mk_gguf_writer_free(wn);
+        mk_gguf_writer_free(NULL);
+        mk_gguf_close(NULL);
+    }
     /* writing into a missing directory fails cleanly */
     mk_gguf_writer *w = mk_gguf_writer_new();
     CHECK_OK(mk_gguf_w_u32(w, "x", 1));

@@ -975,7 +975,8 @@ void mk_gguf_writer_free(mk_gguf_writer *w) {
 static int add_kv(mk_gguf_writer *w, const char *key, uint32_t type, wbuf *b) {
     int rc = MK_OK;
     char *k = NULL;
-    if (!w || !key || !key[0]) { rc = mk_fail(MK_ERR_ARG, "gguf writer: empty metadata key"); goto fail; }
+    if (!w) { rc = mk_fail(MK_ERR_ARG, "gguf writer: NULL writer"); goto fail; }
+    if (!key || !key[0]) { rc = mk_fail(MK_ERR_ARG, "gguf writer: empty metadata key"); goto fail; }
     if (strlen(key) > GGUF_MAX_KEY) { rc = mk_fail(MK_ERR_ARG, "gguf writer: metadata key longer than %d bytes", GGUF_MAX_KEY); goto fail; }
     if (b->oom) { rc = mk_fail(MK_ERR_NOMEM, "gguf writer: out of memory for key '%s'", key); goto fail; }
     for (size_t i = 0; i < w->n_kv; i++)
@@ -997,6 +998,7 @@ fail:
 }
 
 int mk_gguf_w_scalar(mk_gguf_writer *w, const char *key, mk_gguf_type type, const void *v) {
+    if (!v) return mk_fail(MK_ERR_ARG, "gguf writer: key '%s': NULL value", key ? key : "");
     if (type_size(type) == 0)
         return mk_fail(MK_ERR_ARG, "gguf writer: key '%s': mk_gguf_w_scalar takes numeric or bool types, not %s", key ? key : "", mk_gguf_type_name(type));
     if (type == MK_GGUF_BOOL && *(const uint8_t *)v > 1)
@@ -1016,18 +1018,23 @@ int mk_gguf_w_bool(mk_gguf_writer *w, const char *key, int v) {
 }
 
 int mk_gguf_w_strn(mk_gguf_writer *w, const char *key, const char *v, size_t len) {
+    if (!v && len) return mk_fail(MK_ERR_ARG, "gguf writer: key '%s': NULL string", key ? key : "");
     wbuf b = {0};
     wb_str(&b, v, len);
     return add_kv(w, key, MK_GGUF_STRING, &b);
 }
 
-int mk_gguf_w_str(mk_gguf_writer *w, const char *key, const char *v) { return mk_gguf_w_strn(w, key, v, strlen(v)); }
+int mk_gguf_w_str(mk_gguf_writer *w, const char *key, const char *v) {
+    if (!v) return mk_fail(MK_ERR_ARG, "gguf writer: key '%s': NULL string", key ? key : "");
+    return mk_gguf_w_strn(w, key, v, strlen(v));
+}
 
 int mk_gguf_w_arr(mk_gguf_writer *w, const char *key, mk_gguf_type elem, const void *v, size_t n) {
     size_t es = type_size(elem);
     if (es == 0)
         return mk_fail(MK_ERR_ARG, "gguf writer: key '%s': mk_gguf_w_arr takes numeric or bool elements, not %s", key ? key : "", mk_gguf_type_name(elem));
     const uint8_t *p = v;
+    if (n && !v) return mk_fail(MK_ERR_ARG, "gguf writer: key '%s': NULL array", key ? key : "");
     if (elem == MK_GGUF_BOOL)
         for (size_t i = 0; i < n; i++)
             if (p[i] > 1) return mk_fail(MK_ERR_ARG, "gguf writer: key '%s': bool element %zu is not 0 or 1", key ? key : "", i);
@@ -1039,6 +1046,10 @@ int mk_gguf_w_arr(mk_gguf_writer *w, const char *key, mk_gguf_type elem, const v
 }
 
 int mk_gguf_w_arr_strn(mk_gguf_writer *w, const char *key, const char *const *v, const size_t *lens, size_t n) {
+    if (n && !v) return mk_fail(MK_ERR_ARG, "gguf writer: key '%s': NULL array", key ? key : "");
+    for (size_t i = 0; i < n; i++)
+        if (!v[i] && (!lens || lens[i]))
+            return mk_fail(MK_ERR_ARG, "gguf writer: key '%s': string %zu is NULL", key ? key : "", i);
     wbuf b = {0};
     wb_u32(&b, MK_GGUF_STRING);
     wb_u64(&b, n);
@@ -1076,7 +1087,9 @@ int mk_gguf_w_copy_kv(mk_gguf_writer *w, const mk_gguf *g, size_t i) {
 
 static int check_tensor_args(mk_gguf_writer *w, const char *name, mk_dtype dtype, int n_dims,
                              const int64_t *shape, uint64_t *n_out) {
-    if (!w || !name || !name[0]) return mk_fail(MK_ERR_ARG, "gguf writer: empty tensor name");
+    if (!w) return mk_fail(MK_ERR_ARG, "gguf writer: NULL writer");
+    if (!name || !name[0]) return mk_fail(MK_ERR_ARG, "gguf writer: empty tensor name");
+    if (!shape) return mk_fail(MK_ERR_ARG, "gguf writer: tensor '%s': NULL shape", name);
     if (strlen(name) >= GGML_MAX_NAME)
         return mk_fail(MK_ERR_ARG, "gguf writer: tensor name '%s' is longer than %d bytes (llama.cpp's limit)", name, GGML_MAX_NAME - 1);
     if ((unsigned)dtype >= MK_DTYPE_COUNT) return mk_fail(MK_ERR_ARG, "gguf writer: tensor '%s': invalid dtype %d", name, (int)dtype);
@@ -1104,6 +1117,7 @@ static int add_tensor(mk_gguf_writer *w, const char *name, mk_dtype dtype, int n
     uint64_t n = 0;
     int rc = check_tensor_args(w, name, dtype, n_dims, shape, &n);
     if (rc) return rc;
+    if (!src) return mk_fail(MK_ERR_ARG, "gguf writer: tensor '%s': NULL data", name);
     size_t nb = mk_dtype_nbytes(dtype, n);
     if (!quantize && src_bytes != nb)
         return mk_fail(MK_ERR_ARG, "gguf writer: tensor '%s': %zu bytes given, %s of this shape needs %zu", name, src_bytes, mk_dtype_name(dtype), nb);
@@ -1158,6 +1172,7 @@ int mk_gguf_w_write(mk_gguf_writer *w, const char *path) {
     mk_afile af;
     int rc, af_open = 0;
     uint32_t align = GGUF_DEFAULT_ALIGNMENT;
+    if (!w || !path) return mk_fail(MK_ERR_ARG, "gguf writer: NULL writer or path");
     for (size_t i = 0; i < w->n_kv; i++) {
         if (strcmp(w->kv[i].key, "general.alignment")) continue;
         uint32_t a = w->kv[i].type == MK_GGUF_UINT32 ? ld32(w->kv[i].val) : 0;
