@@ -80,6 +80,16 @@ has '^format: safetensors$'
 has '^config: '
 has '^tensors: 2$'
 
+what="tensors of other dtypes are listed as skipped"
+run inspect "$D/skip.safetensors"
+exit_is 0
+has '^tensors: 1$'
+has '^  w +F32 +\[2\]$'
+has '^skipped \(dtype medrek does not compute with\): 2$'
+has '^  embeddings.position_ids +I64 +\[1, 6\]$'
+has '^  mask +BOOL \[3\]$'
+has '^parameters: 2 '
+
 what="GGUF file"
 run inspect "$D/inspect.gguf"
 exit_is 0

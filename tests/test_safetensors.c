@@ -429,6 +429,67 @@ static void test_hostile(void) {
     CHECK(mk_st_open("/nonexistent/x.safetensors", &st) == MK_ERR_IO);
 }
 
+/* MK_ST_SKIP_UNSUPPORTED: other dtypes validated, listed, not viewed. */
+static void test_skip(void) {
+    const char *h = "{\"__metadata__\":{\"format\":\"pt\"},"
+                    "\"pos\":{\"dtype\":\"I64\",\"shape\":[1,3],\"data_offsets\":[0,24]},"
+                    "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[24,32]},"
+                    "\"mask\":{\"dtype\":\"BOOL\",\"shape\":[3],\"data_offsets\":[32,35]},"
+                    "\"d\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[35,43]}}";
+    size_t len;
+    uint8_t *b = mkfile(h, strlen(h), 43, &len);
+    expect_fail("skip-strict", b, len, MK_ERR_UNSUPPORTED);
+    mk_st *st = NULL;
+    CHECK_OK(mk_st_open_mem_flags(b, len, "skip", MK_ST_SKIP_UNSUPPORTED, &st));
+    if (st) {
+        CHECK(mk_st_n_tensors(st) == 1 && mk_st_find(st, "w") && !mk_st_find(st, "pos"));
+        CHECK(mk_st_tensor(st, 0)->data == b + 8 + strlen(h) + 24);
+        CHECK(mk_st_n_skipped(st) == 3);
+        const char *dt = NULL;
+        int nd = -1;
+        const int64_t *sh = NULL;
+        const char *name = mk_st_skipped(st, 0, &dt, &nd, &sh);
+        CHECK(name && !strcmp(name, "pos") && !strcmp(dt, "I64") && nd == 2 && sh[0] == 1 && sh[1] == 3);
+        name = mk_st_skipped(st, 1, &dt, &nd, &sh);
+        CHECK(name && !strcmp(name, "mask") && !strcmp(dt, "BOOL") && nd == 1 && sh[0] == 3);
+        name = mk_st_skipped(st, 2, &dt, &nd, &sh);
+        CHECK(name && !strcmp(name, "d") && !strcmp(dt, "F64") && nd == 0);
+        CHECK(mk_st_skipped(st, 3, &dt, &nd, &sh) == NULL);
+        CHECK(mk_st_meta(st, "format") != NULL);
+        mk_st_close(st);
+    }
+    free(b);
+    /* Skipped tensors are still held to the format. */
+    static const struct {
+        const char *label, *hdr;
+        size_t dlen;
+        int want;
+    } cases[] = {
+        {"skip-size-mismatch", "{\"a\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, MK_ERR_FORMAT},
+        {"skip-overlap", "{" T1 ",\"b\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, MK_ERR_FORMAT},
+        {"skip-hole", "{" T1 ",\"b\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[9,10]}}", 10, MK_ERR_FORMAT},
+        {"skip-5-dims", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,8],\"data_offsets\":[0,8]}}", 8, MK_ERR_UNSUPPORTED},
+        {"skip-packed-F4", "{\"a\":{\"dtype\":\"F4\",\"shape\":[16],\"data_offsets\":[0,8]}}", 8, MK_ERR_UNSUPPORTED},
+        {"skip-unknown", "{\"a\":{\"dtype\":\"Q9\",\"shape\":[8],\"data_offsets\":[0,8]}}", 8, MK_ERR_FORMAT},
+        {"skip-dup", "{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[8,8]}}", 8, MK_ERR_FORMAT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        b = mkfile(cases[i].hdr, strlen(cases[i].hdr), cases[i].dlen, &len);
+        mk_clear_error();
+        st = NULL;
+        int rc = mk_st_open_mem_flags(b, len, cases[i].label, MK_ST_SKIP_UNSUPPORTED, &st);
+        check_count++;
+        if (rc != cases[i].want || st || !strstr(mk_errmsg(), cases[i].label)) {
+            check_failures++;
+            fprintf(stderr, "FAIL %s: rc=%d (want %d) msg=%s\n", cases[i].label, rc, cases[i].want, mk_errmsg());
+        } else {
+            printf("ok   %-28s -> %s\n", cases[i].label, mk_errmsg());
+        }
+        mk_st_close(st);
+        free(b);
+    }
+}
+
 /* Every truncation of the fixture fails (the data must be covered
  * exactly); single-byte changes of the header either open or fail with the
  * label: never crash (ASan/UBSan builds check the "never"). */
@@ -484,6 +545,7 @@ int main(void) {
     test_fixture();
     test_roundtrip();
     test_hostile();
+    test_skip();
     test_mutations();
     return check_summary("test_safetensors");
 }

@@ -205,6 +205,44 @@ static void test_layouts(void) {
         mk_weights_close(w);
     }
     expect_fail("/nonexistent/model", MK_ERR_IO, "/nonexistent/model");
+    expect_fail("/dev/null", MK_ERR_IO, "/dev/null");
+
+    /* Shards holding an I64 buffer: skipped, still counted as a name. */
+    d = mkdir_case("skipped");
+    write_text(d, "config.json", cfg);
+    write_shard(d, "s1.safetensors", ab);
+    const char *hdr = "{\"pos\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}";
+    unsigned char file[8 + 64 + 16] = {0};
+    size_t hl = strlen(hdr);
+    file[0] = (unsigned char)hl;
+    memcpy(file + 8, hdr, hl);
+    write_bytes(d, "s2.safetensors", file, 8 + hl + 16);
+    write_text(d, "model.safetensors.index.json",
+               "{\"weight_map\":{\"a\":\"s1.safetensors\",\"b\":\"s1.safetensors\",\"pos\":\"s2.safetensors\"}}");
+    CHECK_OK(mk_weights_open(d, &w));
+    if (w) {
+        CHECK(mk_weights_n(w) == 2 && !mk_weights_find(w, "pos"));
+        CHECK(mk_st_n_skipped(mk_weights_file(w, 1, NULL)) == 1);
+        mk_weights_close(w);
+    }
+    write_bytes(d, "s3.safetensors", file, 8 + hl + 16);
+    write_text(d, "model.safetensors.index.json",
+               "{\"weight_map\":{\"a\":\"s1.safetensors\",\"pos\":\"s2.safetensors\",\"x\":\"s3.safetensors\"}}");
+    expect_fail(d, MK_ERR_FORMAT, "'x' is listed");
+    write_text(d, "model.safetensors.index.json",
+               "{\"weight_map\":{\"a\":\"s1.safetensors\",\"pos\":\"s2.safetensors\",\"b\":\"s1.safetensors\",\"z\":\"s1.safetensors\"}}");
+    expect_fail(d, MK_ERR_FORMAT, "'z' is listed");
+    /* The same skipped name in two shards. */
+    const char *hdr3 = "{\"pos\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]},"
+                       "\"q\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[16,20]}}";
+    unsigned char file3[8 + 128 + 20] = {0};
+    size_t hl3 = strlen(hdr3);
+    file3[0] = (unsigned char)hl3;
+    memcpy(file3 + 8, hdr3, hl3);
+    write_bytes(d, "s3.safetensors", file3, 8 + hl3 + 20);
+    write_text(d, "model.safetensors.index.json",
+               "{\"weight_map\":{\"a\":\"s1.safetensors\",\"pos\":\"s2.safetensors\",\"q\":\"s3.safetensors\"}}");
+    expect_fail(d, MK_ERR_FORMAT, "'pos' appears twice");
 }
 
 /* Many tensors: every name found through the hash. */

@@ -118,6 +118,23 @@ def hfdir():
     write_ref(os.path.join(OUT, "hfdir"), s1 + s2)
 
 
+def skip_fixture():
+    """Tensors of dtypes medrek does not compute with (an I64 position_ids
+    buffer as older RoBERTa checkpoints carry, a BOOL mask) beside F32."""
+    pos = torch.arange(6, dtype=torch.int64).reshape(1, 6).numpy().astype("<i8").tobytes()
+    mask = bytes([1, 0, 1])
+    w = torch.tensor([0.25, -4.0]).numpy().astype("<f4").tobytes()
+    header = {
+        "embeddings.position_ids": {"dtype": "I64", "shape": [1, 6], "data_offsets": [0, 48]},
+        "w": {"dtype": "F32", "shape": [2], "data_offsets": [48, 56]},
+        "mask": {"dtype": "BOOL", "shape": [3], "data_offsets": [56, 59]},
+    }
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(os.path.join(OUT, "skip.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + pos + w + mask)
+
+
 def gguf_str(b):
     b = b if isinstance(b, bytes) else b.encode("utf-8")
     return struct.pack("<Q", len(b)) + b
@@ -199,5 +216,6 @@ if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     mixed()
     hfdir()
+    skip_fixture()
     inspect_gguf()
     print("wrote fixtures under", OUT)

@@ -259,6 +259,25 @@ int cmd_inspect(int argc, char **argv) {
         params += t->n_elems;
         bytes += t->nbytes;
     }
+    size_t nsk = 0;
+    for (size_t f = 0; f < nf; f++) nsk += mk_st_n_skipped(mk_weights_file(w, f, NULL));
+    if (nsk) {
+        printf("skipped (dtype medrek does not compute with): %zu\n", nsk);
+        for (size_t f = 0; f < nf; f++) {
+            const mk_st *st = mk_weights_file(w, f, NULL);
+            for (size_t i = 0; i < mk_st_n_skipped(st); i++) {
+                const char *dt;
+                int nd;
+                const int64_t *sh;
+                const char *name = mk_st_skipped(st, i, &dt, &nd, &sh);
+                fputs("  ", stdout);
+                pad(put_cname(name, 200), width);
+                printf("  %-4s [", dt);
+                for (int d = 0; d < nd; d++) printf(d ? ", %" PRId64 : "%" PRId64, sh[d]);
+                printf("]\n");
+            }
+        }
+    }
     char h1[32], h2[32];
     human((double)params, h1, sizeof h1);
     human((double)bytes, h2, sizeof h2);

@@ -23,10 +23,19 @@
 #error "safetensors data is little-endian; this reader maps it in place"
 #endif
 
+typedef struct {
+    char *name;
+    char dtype[12];
+    int n_dims;
+    int64_t shape[MK_MAX_DIMS];
+} skipped;
+
 struct mk_st {
     mk_mapfile map;      /* owned mapping (mk_st_open); empty for _open_mem */
     mk_tensor_view *t;   /* (n) in header order; names are heap copies */
     size_t n;
+    skipped *sk;         /* (n_sk) MK_ST_SKIP_UNSUPPORTED tensors */
+    size_t n_sk;
     char **mkey, **mval; /* (n_meta) __metadata__ pairs, header order */
     size_t n_meta;
     size_t *slot;        /* (cap) hash of names: tensor index + 1, 0 = empty */
@@ -63,14 +72,20 @@ static int dtype_of(const char *s, mk_dtype *t, size_t *esz) {
     return 0;
 }
 
-/* Types the format defines that medrek does not compute with. */
+/* Types the format defines that medrek does not compute with, with their
+ * element size in bytes (0: packed sub-byte types). Returns -1 if s is
+ * not a safetensors dtype at all. */
 static int known_dtype(const char *s) {
-    static const char *const known[] = {
-        "BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F64",
-        "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"};
+    static const struct {
+        const char *name;
+        int size;
+    } known[] = {{"BOOL", 1}, {"U8", 1}, {"I8", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1},
+                 {"F8_E8M0", 1}, {"U16", 2}, {"I16", 2}, {"U32", 4}, {"I32", 4},
+                 {"U64", 8}, {"I64", 8}, {"F64", 8}, {"C64", 8},
+                 {"F6_E2M3", 0}, {"F6_E3M2", 0}, {"F4", 0}};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (!strcmp(s, known[i])) return 1;
-    return 0;
+        if (!strcmp(s, known[i].name)) return known[i].size;
+    return -1;
 }
 
 static const char *st_dtype_name(mk_dtype t) {
@@ -156,9 +171,11 @@ static int parse_meta(mk_st *st, const cJSON *m, const char *label) {
     return MK_OK;
 }
 
-/* One tensor entry -> st->t[i] (data pointer set later) and its range. */
+/* One tensor entry -> st->t[i] (data pointer set later) and its range.
+ * *skip is set for a tensor of an unsupported dtype kept under
+ * MK_ST_SKIP_UNSUPPORTED (its dtype string goes to *skip_dtype). */
 static int parse_entry(mk_st *st, size_t i, const cJSON *e, const char *label,
-                       uint64_t dsize, range *r) {
+                       uint64_t dsize, int flags, range *r, int *skip, const char **skip_dtype) {
     const char *name = e->string;
     if (!*name) return mk_fail(MK_ERR_FORMAT, "%s: a tensor has an empty name", label);
     if (!cJSON_IsObject(e))
@@ -183,11 +200,17 @@ static int parse_entry(mk_st *st, size_t i, const cJSON *e, const char *label,
     size_t esz = 0;
     if (!cJSON_IsString(jd) || !jd->valuestring)
         return mk_fail(MK_ERR_FORMAT, "%s: tensor '%.100s': dtype must be a string", label, name);
+    *skip = 0;
     if (!dtype_of(jd->valuestring, &t->dtype, &esz)) {
-        if (known_dtype(jd->valuestring))
+        int ksz = known_dtype(jd->valuestring);
+        if (ksz < 0)
+            return mk_fail(MK_ERR_FORMAT, "%s: tensor '%.100s': unknown dtype \"%.20s\"", label, name, jd->valuestring);
+        if (!(flags & MK_ST_SKIP_UNSUPPORTED) || ksz == 0)
             return mk_fail(MK_ERR_UNSUPPORTED, "%s: tensor '%.100s': dtype %s is not supported (medrek reads F32, F16 and BF16; convert the file)",
                            label, name, jd->valuestring);
-        return mk_fail(MK_ERR_FORMAT, "%s: tensor '%.100s': unknown dtype \"%.20s\"", label, name, jd->valuestring);
+        *skip = 1;
+        *skip_dtype = jd->valuestring;
+        esz = (size_t)ksz;
     }
 
     if (!cJSON_IsArray(js))
@@ -241,9 +264,10 @@ static int parse_entry(mk_st *st, size_t i, const cJSON *e, const char *label,
     return MK_OK;
 }
 
-static int st_parse(mk_st *st, const uint8_t *buf, size_t size, const char *label) {
+static int st_parse(mk_st *st, const uint8_t *buf, size_t size, const char *label, int flags) {
     cJSON *root = NULL;
     range *rg = NULL;
+    unsigned char *skip = NULL;
     int rc;
     if (size < 8)
         return mk_fail(MK_ERR_FORMAT, "%s: file is %zu bytes, too short for a safetensors header", label, size);
@@ -272,10 +296,12 @@ static int st_parse(mk_st *st, const uint8_t *buf, size_t size, const char *labe
         if (strcmp(c->string, "__metadata__")) n++;
     st->t = calloc(n ? n : 1, sizeof *st->t);
     rg = calloc(n ? n : 1, sizeof *rg);
+    skip = calloc(n ? n : 1, 1);
+    st->sk = calloc(n ? n : 1, sizeof *st->sk);
     st->cap = 16;
     while (st->cap < 2 * n) st->cap *= 2;
     st->slot = calloc(st->cap, sizeof *st->slot);
-    if (!st->t || !rg || !st->slot) { rc = mk_fail(MK_ERR_NOMEM, "%s: out of memory (%zu tensors)", label, n); goto fail; }
+    if (!st->t || !rg || !skip || !st->sk || !st->slot) { rc = mk_fail(MK_ERR_NOMEM, "%s: out of memory (%zu tensors)", label, n); goto fail; }
     for (const cJSON *c = root->child; c; c = c->next) {
         if (!strcmp(c->string, "__metadata__")) {
             if ((rc = parse_meta(st, c, label))) goto fail;
@@ -284,11 +310,15 @@ static int st_parse(mk_st *st, const uint8_t *buf, size_t size, const char *labe
         size_t i = st->n;
         if (!(st->t[i].name = strdup(c->string))) { rc = mk_fail(MK_ERR_NOMEM, "%s: out of memory", label); goto fail; }
         st->n++;
-        if ((rc = parse_entry(st, i, c, label, dsize, &rg[i]))) goto fail;
+        int sk = 0;
+        const char *skd = NULL;
+        if ((rc = parse_entry(st, i, c, label, dsize, flags, &rg[i], &sk, &skd))) goto fail;
         st->t[i].data = dbase + rg[i].b;
+        if (sk) {
+            skip[i] = 1;
+            snprintf(st->sk[i].dtype, sizeof st->sk[i].dtype, "%s", skd);
+        }
     }
-    size_t dup = build_index(st);
-    if (dup) { rc = mk_fail(MK_ERR_FORMAT, "%s: tensor '%.100s' appears twice", label, st->t[dup - 1].name); goto fail; }
 
     /* The ranges must tile the data section exactly. */
     qsort(rg, n, sizeof *rg, cmp_range);
@@ -311,10 +341,30 @@ static int st_parse(mk_st *st, const uint8_t *buf, size_t size, const char *labe
                      label, dsize - at);
         goto fail;
     }
+    /* Move skipped tensors out of the list (st->sk[i] was filled in
+     * place; both compactions keep header order). */
+    size_t kept = 0, nsk = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        if (skip[i]) {
+            skipped s = st->sk[i];
+            s.name = (char *)st->t[i].name;
+            s.n_dims = st->t[i].n_dims;
+            memcpy(s.shape, st->t[i].shape, sizeof s.shape);
+            st->sk[nsk++] = s;
+        } else {
+            st->t[kept++] = st->t[i];
+        }
+    }
+    st->n = kept;
+    st->n_sk = nsk;
+    size_t dup = build_index(st);
+    if (dup) { rc = mk_fail(MK_ERR_FORMAT, "%s: tensor '%.100s' appears twice", label, st->t[dup - 1].name); goto fail; }
+    free(skip);
     free(rg);
     cJSON_Delete(root);
     return MK_OK;
 fail:
+    free(skip);
     free(rg);
     cJSON_Delete(root);
     return rc;
@@ -323,6 +373,8 @@ fail:
 void mk_st_close(mk_st *st) {
     if (!st) return;
     for (size_t i = 0; i < st->n; i++) free((char *)st->t[i].name);
+    for (size_t i = 0; i < st->n_sk; i++) free(st->sk[i].name);
+    free(st->sk);
     for (size_t i = 0; i < st->n_meta; i++) {
         free(st->mkey[i]);
         free(st->mval[i]);
@@ -336,12 +388,19 @@ void mk_st_close(mk_st *st) {
 }
 
 int mk_st_open_mem(const void *data, size_t size, const char *label, mk_st **out) {
+    return mk_st_open_mem_flags(data, size, label, 0, out);
+}
+
+int mk_st_open(const char *path, mk_st **out) { return mk_st_open_flags(path, 0, out); }
+
+int mk_st_open_mem_flags(const void *data, size_t size, const char *label, int flags,
+                         mk_st **out) {
     *out = NULL;
     if (!label) label = "<memory>";
     if (!data && size) return mk_fail(MK_ERR_ARG, "%s: no data", label);
     mk_st *st = calloc(1, sizeof *st);
     if (!st) return mk_fail(MK_ERR_NOMEM, "%s: out of memory", label);
-    int rc = st_parse(st, data, size, label);
+    int rc = st_parse(st, data, size, label, flags);
     if (rc) {
         mk_st_close(st);
         return rc;
@@ -350,12 +409,12 @@ int mk_st_open_mem(const void *data, size_t size, const char *label, mk_st **out
     return MK_OK;
 }
 
-int mk_st_open(const char *path, mk_st **out) {
+int mk_st_open_flags(const char *path, int flags, mk_st **out) {
     *out = NULL;
     mk_st *st = calloc(1, sizeof *st);
     if (!st) return mk_fail(MK_ERR_NOMEM, "%s: out of memory", path);
     int rc = mk_map_open(path, &st->map);
-    if (!rc) rc = st_parse(st, st->map.data, st->map.size, path);
+    if (!rc) rc = st_parse(st, st->map.data, st->map.size, path, flags);
     if (rc) {
         mk_st_close(st);
         return rc;
@@ -379,6 +438,17 @@ const mk_tensor_view *mk_st_find(const mk_st *st, const char *name) {
         h = (h + 1) & (st->cap - 1);
     }
     return NULL;
+}
+
+size_t mk_st_n_skipped(const mk_st *st) { return st->n_sk; }
+
+const char *mk_st_skipped(const mk_st *st, size_t i, const char **dtype, int *n_dims,
+                          const int64_t **shape) {
+    if (i >= st->n_sk) return NULL;
+    if (dtype) *dtype = st->sk[i].dtype;
+    if (n_dims) *n_dims = st->sk[i].n_dims;
+    if (shape) *shape = st->sk[i].shape;
+    return st->sk[i].name;
 }
 
 size_t mk_st_n_meta(const mk_st *st) { return st->n_meta; }

@@ -21,6 +21,24 @@ int mk_st_open(const char *path, mk_st **out);
 int mk_st_open_mem(const void *data, size_t size, const char *label, mk_st **out);
 void mk_st_close(mk_st *st);
 
+/* ---- additions (safetensors.c owner) ----
+ * By default a tensor of a dtype medrek does not compute with (I64, U8,
+ * F64, F8_*, ...) fails the open with MK_ERR_UNSUPPORTED naming it. With
+ * MK_ST_SKIP_UNSUPPORTED such tensors are validated like the others
+ * (shape, offsets, size, coverage) but left out of the tensor list and
+ * the name lookup; they are listed by mk_st_skipped. Real checkpoints
+ * carry such buffers (e.g. an I64 "position_ids"). F4/F6 types, whose byte
+ * size this reader does not know, still fail. */
+enum { MK_ST_SKIP_UNSUPPORTED = 1 };
+int mk_st_open_flags(const char *path, int flags, mk_st **out);
+int mk_st_open_mem_flags(const void *data, size_t size, const char *label, int flags,
+                         mk_st **out);
+size_t mk_st_n_skipped(const mk_st *st);
+/* Skipped tensor i: its name (returned), safetensors dtype string and
+ * shape (n_dims <= MK_MAX_DIMS). NULL when i is out of range. */
+const char *mk_st_skipped(const mk_st *st, size_t i, const char **dtype, int *n_dims,
+                          const int64_t **shape);
+
 size_t mk_st_n_tensors(const mk_st *st);
 const mk_tensor_view *mk_st_tensor(const mk_st *st, size_t i);
 const mk_tensor_view *mk_st_find(const mk_st *st, const char *name);

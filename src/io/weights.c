@@ -92,6 +92,19 @@ static int build_index(mk_weights *w) {
             w->slot[h] = ++w->n;
         }
     }
+    /* Skipped tensors count as names too (few: a linear scan). */
+    for (size_t f = 0; f < w->n_st; f++) {
+        for (size_t i = 0; i < mk_st_n_skipped(w->st[f]); i++) {
+            const char *name = mk_st_skipped(w->st[f], i, NULL, NULL, NULL);
+            int dup = mk_weights_find(w, name) != NULL;
+            for (size_t g = 0; g <= f && !dup; g++)
+                for (size_t k = 0; k < (g < f ? mk_st_n_skipped(w->st[g]) : i) && !dup; k++)
+                    dup = !strcmp(mk_st_skipped(w->st[g], k, NULL, NULL, NULL), name);
+            if (dup)
+                return mk_fail(MK_ERR_FORMAT, "%s: tensor '%.100s' appears twice; second copy in %s", w->path, name,
+                               w->st_path[f]);
+        }
+    }
     return MK_OK;
 }
 
@@ -116,7 +129,9 @@ static int add_st(mk_weights *w, const char *file_path) {
     w->st_path = np;
     char *p = strdup(file_path);
     if (!p) return mk_fail(MK_ERR_NOMEM, "out of memory");
-    int rc = mk_st_open(p, &w->st[w->n_st]);
+    /* Tensors of other dtypes (I64 position_ids buffers, ...) are skipped,
+     * not fatal: a model loader asks for what it needs by name. */
+    int rc = mk_st_open_flags(p, MK_ST_SKIP_UNSUPPORTED, &w->st[w->n_st]);
     if (rc) {
         free(p);
         return rc;
@@ -128,6 +143,14 @@ static int add_st(mk_weights *w, const char *file_path) {
 /* A shard must be a plain file name inside the model directory. */
 static int shard_name_ok(const char *s) {
     return *s && strcmp(s, ".") && strcmp(s, "..") && !strchr(s, '/') && !strchr(s, '\\');
+}
+
+/* The shard holds the tensor, as a view or as a skipped entry. */
+static int st_holds(const mk_st *st, const char *name) {
+    if (mk_st_find(st, name)) return 1;
+    for (size_t i = 0; i < mk_st_n_skipped(st); i++)
+        if (!strcmp(mk_st_skipped(st, i, NULL, NULL, NULL), name)) return 1;
+    return 0;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -189,7 +212,7 @@ static int open_index(mk_weights *w, const char *index_path) {
     for (const cJSON *c = wm->child; c; c = c->next) {
         size_t f = 0;
         while (f < w->n_st && strcmp(strrchr(w->st_path[f], '/') + 1, c->valuestring)) f++;
-        if (f == w->n_st || !mk_st_find(w->st[f], c->string)) {
+        if (f == w->n_st || !st_holds(w->st[f], c->string)) {
             rc = mk_fail(MK_ERR_FORMAT, "%s: tensor '%.100s' is listed in shard %s, which does not hold it",
                          index_path, c->string, c->valuestring);
             goto fail;
@@ -237,6 +260,10 @@ int mk_weights_open(const char *path, mk_weights **out) {
     struct stat sb;
     if (stat(path, &sb) != 0) {
         rc = mk_fail(MK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode)) {
+        rc = mk_fail(MK_ERR_IO, "%s: not a regular file or a directory", path);
         goto fail;
     }
     if (S_ISDIR(sb.st_mode)) {

@@ -28,7 +28,11 @@ const char *mk_weights_config_json(const mk_weights *w);
 /* Directory holding the model files (for tokenizer.json etc.). */
 const char *mk_weights_dir(const mk_weights *w);
 
-/* The safetensors files behind the handle, for inspection: 1 for a
+/* Safetensors tensors of dtypes medrek does not compute with (I64, U8,
+ * F64, ...) are validated but skipped: absent from the lookup, listed by
+ * mk_st_skipped on the file handles below. GGUF refuses them at open.
+ *
+ * The safetensors files behind the handle, for inspection: 1 for a
  * .safetensors file, the shards of a HF directory (in the order first
  * named by the index), 0 for GGUF. *path (optional) gets the file's path. */
 typedef struct mk_st mk_st;
