@@ -240,11 +240,13 @@ static int parse_entry(mk_st *st, size_t i, const cJSON *e, const char *label,
     if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2)
         return mk_fail(MK_ERR_FORMAT, "%s: tensor '%.100s': data_offsets must be [begin, end]", label, name);
     char what[160];
-    snprintf(what, sizeof what, "tensor '%.100s': data_offsets", name);
     int64_t b, en;
+    snprintf(what, sizeof what, "tensor '%.100s': data_offsets[0]", name);
     int rc = mk_json_int_value(jo->child, label, what, &b);
+    snprintf(what, sizeof what, "tensor '%.100s': data_offsets[1]", name);
     if (!rc) rc = mk_json_int_value(jo->child->next, label, what, &en);
     if (rc) return rc;
+    snprintf(what, sizeof what, "tensor '%.100s': data_offsets", name);
     if (b < 0 || en < 0) return mk_fail(MK_ERR_FORMAT, "%s: %s are negative", label, what);
     if (b > en)
         return mk_fail(MK_ERR_FORMAT, "%s: %s [%" PRId64 ", %" PRId64 "] are reversed", label, what, b, en);
