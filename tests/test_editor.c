@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -369,6 +370,53 @@ static void test_bad_files(void) {
     unlink(dst);
 }
 
+/* an encoder directory with tokenizer.json (and no vocab.json): the editor
+ * embeds that instead and encodes the same ids */
+static void test_tokenizer_json(const mk_editor *ed) {
+    char dir[300], p[600], cwd[1024];
+    snprintf(dir, sizeof dir, "%s/enc_tj", tmpdir);
+    if (mkdir(dir, 0700) || !getcwd(cwd, sizeof cwd)) {
+        CHECK(0);
+        return;
+    }
+    const char *src[3] = {ENC "/config.json", ENC "/model.safetensors", "tests/data/editor/tokenizer.json"};
+    const char *dst[3] = {"config.json", "model.safetensors", "tokenizer.json"};
+    for (int i = 0; i < 3; i++) {
+        char target[1200];
+        snprintf(target, sizeof target, "%s/%s", cwd, src[i]);
+        snprintf(p, sizeof p, "%s/%s", dir, dst[i]);
+        CHECK(symlink(target, p) == 0);
+    }
+    mk_editor_config c = ed->cfg;
+    mk_editor *b = NULL, *l = NULL;
+    CHECK_OK(mk_editor_init(&c, dir, &b));
+    if (b) {
+        CHECK(b->tok_json && !b->tok_vocab && !b->tok_merges);
+        memcpy(b->block, ed->block, ed->n_params * sizeof(float));
+        float k1[NP * 24], k2[NP * 24];
+        CHECK_OK(mk_editor_keys(ed, prompts, NP, k1));
+        CHECK_OK(mk_editor_keys(b, prompts, NP, k2));
+        CHECK(!memcmp(k1, k2, sizeof k1));
+        printf("%s keys through tokenizer.json equal those through vocab.json + merges.txt\n",
+               memcmp(k1, k2, sizeof k1) ? "FAIL" : "ok  ");
+        snprintf(p, sizeof p, "%s/tj.safetensors", tmpdir);
+        CHECK_OK(mk_editor_save(b, p));
+        CHECK_OK(mk_editor_load(p, &l));
+        if (l) {
+            CHECK(l->tok_json && !strcmp(l->tok_json, b->tok_json));
+            CHECK(!strcmp(mk_editor_fingerprint(l), mk_editor_fingerprint(b)));
+        }
+        unlink(p);
+    }
+    mk_editor_free(b);
+    mk_editor_free(l);
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, dst[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
 static void test_mlp(void) {
     mk_editor *ed = make(MK_PENC_MLP, 3);
     if (!ed) return;
@@ -480,6 +528,7 @@ int main(void) {
         test_api(ed);
         test_save_load(ed);
         test_bad_files();
+        test_tokenizer_json(ed);
         test_training(ed);
     }
     test_mlp();

@@ -408,6 +408,26 @@ def main():
         f.write("#version: 0.2\n")
         for a, b in MERGES:
             f.write(f"{a} {b}\n")
+    # the same tokenizer as a Hugging Face tokenizer.json (the test builds an
+    # encoder directory with it to check the editor's other tokenizer path)
+    specials = [("<s>", 0), ("<pad>", 1), ("</s>", 2), ("<unk>", 3), ("<mask>", VOCAB["<mask>"])]
+    tj = {"version": "1.0", "truncation": None, "padding": None,
+          "added_tokens": [{"id": i, "content": c, "single_word": False, "lstrip": c == "<mask>",
+                            "rstrip": False, "normalized": False, "special": True}
+                           for c, i in specials],
+          "normalizer": None,
+          "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                            "use_regex": True},
+          "post_processor": {"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0],
+                             "trim_offsets": True, "add_prefix_space": False},
+          "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                      "use_regex": True},
+          "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                    "continuing_subword_prefix": "", "end_of_word_suffix": "",
+                    "fuse_unk": False, "byte_fallback": False, "vocab": VOCAB,
+                    "merges": [f"{a} {b}" for a, b in MERGES]}}
+    with open(os.path.join(OUT, "tokenizer.json"), "w") as f:
+        json.dump(tj, f, ensure_ascii=False)
 
     # ---- encoder on explicit ids
     sentences = ["The patient was given aspirin.", "Metformin treats diabetes",
