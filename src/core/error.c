@@ -22,8 +22,12 @@ int mk_fail_ctx(int code, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(errbuf, sizeof errbuf, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof errbuf)
-        snprintf(errbuf + n, sizeof errbuf - (size_t)n, ": %s", old);
+    /* Append ": <old>" by hand: the result is cut at the buffer's end. */
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof errbuf ? (size_t)n : sizeof errbuf - 1;
+    const char *parts[2] = {": ", old};
+    for (int k = 0; k < 2; k++)
+        for (const char *c = parts[k]; *c && len + 1 < sizeof errbuf; c++) errbuf[len++] = *c;
+    errbuf[len] = 0;
     return code;
 }
 
