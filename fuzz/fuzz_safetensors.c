@@ -13,13 +13,6 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 
-/* The library is built without coverage instrumentation (only this file
- * gets -fsanitize=fuzzer), which leaves libFuzzer blind. Compiling the
- * reader into this file instruments it; the linker then takes these
- * definitions and never pulls the library's copies from the archive. */
-#include "io/json.c"
-#include "io/safetensors.c"
-
 #define MAX_CONVERT 4096 /* elements converted per input */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
