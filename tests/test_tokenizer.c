@@ -518,6 +518,57 @@ static void test_json_variants(void) {
     }
 }
 
+/* GGUF "gpt2" layout written with the project's GGUF writer from the GPT-2
+ * vocabulary: must give the oracle's ids as well. */
+static void test_gguf_gpt2(const strlist *s) {
+    mk_tokenizer *v = load_gpt2();
+    if (!v) return;
+    size_t n = mk_tok_n_vocab(v);
+    const char **tokens = malloc(n * sizeof *tokens);
+    for (size_t i = 0; i < n; i++) tokens[i] = mk_tok_piece(v, (int32_t)i, NULL);
+    size_t mlen;
+    char *mtxt = check_read_file(DATA "gpt2/merges.txt", &mlen);
+    const char **merges = malloc(60000 * sizeof *merges);
+    size_t nm = 0;
+    for (char *line = strtok(mtxt, "\n"); line && nm < 60000; line = strtok(NULL, "\n"))
+        if (strncmp(line, "#version", 8)) merges[nm++] = line;
+    const char *path = "/tmp/medrek_test_tok_gpt2.gguf";
+    for (int pre = 0; pre < 2; pre++) {
+        mk_gguf_writer *w = mk_gguf_writer_new();
+        CHECK(w != NULL);
+        if (!w) break;
+        CHECK_OK(mk_gguf_w_str(w, "general.architecture", "gpt2"));
+        CHECK_OK(mk_gguf_w_str(w, "tokenizer.ggml.model", "gpt2"));
+        if (pre) CHECK_OK(mk_gguf_w_str(w, "tokenizer.ggml.pre", "llama-bpe"));
+        CHECK_OK(mk_gguf_w_arr_str(w, "tokenizer.ggml.tokens", tokens, n));
+        CHECK_OK(mk_gguf_w_arr_str(w, "tokenizer.ggml.merges", merges, nm));
+        CHECK_OK(mk_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", 50256));
+        CHECK_OK(mk_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", 50256));
+        CHECK_OK(mk_gguf_w_write(w, path));
+        mk_gguf_writer_free(w);
+        mk_tokenizer *t = NULL;
+        CHECK_OK(mk_tok_load(path, &t));
+        if (!t) continue;
+        CHECK(mk_tok_bos(t) == 50256);
+        if (!pre) {
+            idlist ref = read_ids(DATA "gpt2_ref.txt");
+            compare_oracle("gpt2 gguf vs gpt-3-encoder", t, s, &ref, 0);
+            free_ids(&ref);
+            CHECK(encode_eq(t, "x", MK_TOK_SPECIAL, (const int32_t[]){87}, 1)); /* no BOS by default */
+        } else {
+            CHECK(t->split == SPLIT_LLAMA3 && t->ignore_merges);
+            /* Llama-3 splits digits in threes: "12345" -> "123" "45" */
+            CHECK(encode_eq(t, "12345", 0, (const int32_t[]){10163, 2231}, 2));
+        }
+        mk_tok_free(t);
+    }
+    remove(path);
+    free(merges);
+    free(mtxt);
+    free(tokens);
+    mk_tok_free(v);
+}
+
 static void test_bad_files(void) {
     mk_tokenizer *t = NULL;
     static const char *const bad[] = {
@@ -554,6 +605,7 @@ int main(void) {
     test_spm_specials();
     test_roberta();
     test_json_variants();
+    test_gguf_gpt2(&s);
     test_bad_files();
     free_strings(&s);
     return check_summary("test_tokenizer");

@@ -41,6 +41,8 @@ typedef struct {
     size_t cap, n;
 } tok_pairmap;
 
+typedef struct tok_cache tok_cache;
+
 struct mk_tokenizer {
     int kind; /* TOK_BYTE_LEVEL or TOK_SPM */
     int32_t n_vocab;
@@ -80,9 +82,12 @@ struct mk_tokenizer {
     int32_t pre_ids[4], post_ids[4];
     int n_pre, n_post;
     int32_t bos, eos, pad, unk;
+    tok_cache *cache; /* byte-level pre-token -> ids, behind its own mutex */
 };
 
 /* ---- tokenizer.c: building ---- */
+tok_cache *tok_cache_new(void);
+void tok_cache_free(tok_cache *c);
 mk_tokenizer *tok_new(int kind);
 /* Set piece of id (grows the table). MK_ERR_FORMAT on a duplicate piece or
  * id; label names the file. */

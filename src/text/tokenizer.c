@@ -7,10 +7,10 @@
  * Merge lists give the rank directly; SentencePiece scores are turned into
  * ranks by the loader (highest score = rank 0).
  *
- * encode() keeps no state between calls (the tokenizer is read-only and may
- * be shared by threads); within one call a small cache maps repeated
- * byte-level pre-tokens to their ids.
+ * The tokenizer may be shared by threads: encode() changes nothing but the
+ * pre-token cache, which is behind a mutex (see "word cache").
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +54,8 @@ mk_tokenizer *tok_new(int kind) {
     t->kind = kind;
     t->bos = t->eos = t->pad = t->unk = -1;
     t->byte_fallback = 0;
+    t->cache = tok_cache_new();
+    if (!t->cache) { free(t); return NULL; }
     for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
     return t;
 }
@@ -73,6 +75,7 @@ void mk_tok_free(mk_tokenizer *t) {
     free(t->merges.merged);
     free(t->added);
     if (t->re) tok_re_free(t->re);
+    tok_cache_free(t->cache);
     free(t);
 }
 
@@ -579,49 +582,77 @@ static int bpe_word(const mk_tokenizer *t, bpe_work *w, const uint8_t *word, siz
     return 0;
 }
 
-/* ------------------------------------------------- per-call word cache */
+/* ------------------------------------------------------- word cache */
 
-enum { CACHE_BITS = 14, CACHE_MAXLEN = 64 };
+/* Byte-level pre-tokens repeat a lot ("Ġthe", "Ġof"): their ids are cached.
+ * The tokenizer owns one cache behind a mutex that encode() only tries to
+ * take: the thread that gets it uses it, others fall back to a cache of their
+ * own for the call (long texts) or none. Keys and ids live in two arenas; a
+ * full cache is emptied and refilled. */
+enum { CACHE_BITS = 16, CACHE_MAXLEN = 64, CACHE_KEYS = 1 << 20, CACHE_IDS = 1 << 18 };
 
 typedef struct {
-    uint64_t *hash;       /* (1 << CACHE_BITS) 0 = empty */
-    const uint8_t **word; /* key bytes (point into the caller's text) */
-    uint32_t *wlen, *at, *cnt; /* ids of the word: ids[at .. at+cnt) */
-    int32_t *ids;
-    size_t n_ids, cap_ids, used;
-} wcache;
+    uint64_t hash;        /* 0 = empty */
+    uint32_t koff, klen;  /* key bytes: keys[koff .. koff+klen) */
+    uint32_t ioff, icnt;  /* ids[ioff .. ioff+icnt) */
+} cache_slot;
 
-static int cache_init(wcache *c) {
+struct tok_cache {
+    pthread_mutex_t mu;
+    int ready;
+    cache_slot *slot;        /* (1 << CACHE_BITS) */
+    uint8_t *keys;           /* (CACHE_KEYS) */
+    int32_t *ids;            /* (CACHE_IDS) */
+    size_t n_keys, n_ids, used;
+};
+
+static int cache_init(tok_cache *c) {
     size_t n = (size_t)1 << CACHE_BITS;
-    c->hash = calloc(n, sizeof *c->hash);
-    c->word = malloc(n * sizeof *c->word);
-    c->wlen = malloc(n * sizeof *c->wlen);
-    c->at = malloc(n * sizeof *c->at);
-    c->cnt = malloc(n * sizeof *c->cnt);
-    c->cap_ids = 1 << 16;
-    c->ids = malloc(c->cap_ids * sizeof *c->ids);
-    c->n_ids = c->used = 0;
-    return c->hash && c->word && c->wlen && c->at && c->cnt && c->ids ? 0 : -1;
+    c->slot = calloc(n, sizeof *c->slot);
+    c->keys = malloc(CACHE_KEYS);
+    c->ids = malloc(CACHE_IDS * sizeof *c->ids);
+    c->n_keys = c->n_ids = c->used = 0;
+    c->ready = c->slot && c->keys && c->ids;
+    return c->ready ? 0 : -1;
 }
 
-static void cache_free(wcache *c) {
-    free(c->hash);
-    free(c->word);
-    free(c->wlen);
-    free(c->at);
-    free(c->cnt);
+static void cache_release(tok_cache *c) {
+    free(c->slot);
+    free(c->keys);
     free(c->ids);
+    c->ready = 0;
+}
+
+tok_cache *tok_cache_new(void) {
+    tok_cache *c = calloc(1, sizeof *c);
+    if (c && pthread_mutex_init(&c->mu, NULL)) { free(c); return NULL; }
+    return c;
+}
+
+void tok_cache_free(tok_cache *c) {
+    if (!c) return;
+    cache_release(c);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
 }
 
 /* encode one pre-token, through the cache when there is one */
-static int encode_word(const mk_tokenizer *t, bpe_work *w, wcache *c, const uint8_t *word,
+static int encode_word(const mk_tokenizer *t, bpe_work *w, tok_cache *c, const uint8_t *word,
                        size_t n, ivec *out) {
     if (!c || n > CACHE_MAXLEN) return bpe_word(t, w, word, n, out);
     uint64_t h = hash_bytes(word, n) | 1;
     size_t mask = ((size_t)1 << CACHE_BITS) - 1, j = h & mask;
-    while (c->hash[j]) {
-        if (c->hash[j] == h && c->wlen[j] == n && !memcmp(c->word[j], word, n)) {
-            for (uint32_t k = 0; k < c->cnt[j]; k++) ipush(out, c->ids[c->at[j] + k]);
+    cache_slot *e;
+    while ((e = &c->slot[j])->hash) {
+        if (e->hash == h && e->klen == n && !memcmp(c->keys + e->koff, word, n)) {
+            const int32_t *v = c->ids + e->ioff;
+            uint32_t cnt = e->icnt;
+            if (out->n + cnt > out->cap) {
+                for (uint32_t k = 0; k < cnt; k++) ipush(out, v[k]);
+            } else {
+                memcpy(out->v + out->n, v, cnt * sizeof *v);
+                out->n += cnt;
+            }
             return 0;
         }
         j = (j + 1) & mask;
@@ -630,18 +661,20 @@ static int encode_word(const mk_tokenizer *t, bpe_work *w, wcache *c, const uint
     if (bpe_word(t, w, word, n, out)) return -1;
     if (out->oom) return 0;
     size_t cnt = out->n - before;
-    /* full: start over rather than grow */
-    if (c->used * 4 >= mask * 3 || c->n_ids + cnt > c->cap_ids) {
-        memset(c->hash, 0, (mask + 1) * sizeof *c->hash);
-        c->used = c->n_ids = 0;
+    if (c->used * 4 >= mask * 3 || c->n_ids + cnt > CACHE_IDS || c->n_keys + n > CACHE_KEYS) {
+        memset(c->slot, 0, (mask + 1) * sizeof *c->slot); /* full: start over */
+        c->used = c->n_ids = c->n_keys = 0;
         j = h & mask;
+        e = &c->slot[j];
     }
-    if (cnt > c->cap_ids) return 0;
-    c->hash[j] = h;
-    c->word[j] = word;
-    c->wlen[j] = (uint32_t)n;
-    c->at[j] = (uint32_t)c->n_ids;
-    c->cnt[j] = (uint32_t)cnt;
+    if (cnt > CACHE_IDS) return 0;
+    e->hash = h;
+    e->koff = (uint32_t)c->n_keys;
+    e->klen = (uint32_t)n;
+    memcpy(c->keys + c->n_keys, word, n);
+    c->n_keys += n;
+    e->ioff = (uint32_t)c->n_ids;
+    e->icnt = (uint32_t)cnt;
     memcpy(c->ids + c->n_ids, out->v + before, cnt * sizeof *c->ids);
     c->n_ids += cnt;
     c->used++;
@@ -653,7 +686,7 @@ static int encode_word(const mk_tokenizer *t, bpe_work *w, wcache *c, const uint
 static const char SPM_SPACE[] = "\xE2\x96\x81"; /* U+2581 "▁" */
 
 /* one stretch of text between added tokens; first = it starts the input */
-static int encode_segment(const mk_tokenizer *t, bpe_work *w, wcache *c, const uint8_t *s,
+static int encode_segment(const mk_tokenizer *t, bpe_work *w, tok_cache *c, const uint8_t *s,
                           size_t n, int first, ivec *out) {
     uint8_t *tmp = NULL;
     int rc = 0;
@@ -727,17 +760,23 @@ int mk_tok_encode(const mk_tokenizer *t, const char *text, size_t len, int flags
                   size_t *n) {
     ivec out = {0};
     bpe_work w = {0};
-    wcache cache, *c = NULL;
+    tok_cache local, *c = NULL;
+    int locked = 0;
     int rc = MK_OK;
     if (!t || !ids || !n || (!text && len)) return mk_fail(MK_ERR_ARG, "mk_tok_encode: NULL argument");
     *ids = NULL;
     *n = 0;
     if (len > (size_t)UINT32_MAX)
         return mk_fail(MK_ERR_RANGE, "mk_tok_encode: text of %zu bytes is over the 4 GiB limit", len);
-    memset(&cache, 0, sizeof cache);
-    if (t->kind == TOK_BYTE_LEVEL && len >= 4096) {
-        if (cache_init(&cache)) { cache_free(&cache); goto oom; }
-        c = &cache;
+    memset(&local, 0, sizeof local);
+    if (t->kind == TOK_BYTE_LEVEL && t->cache && pthread_mutex_trylock(&t->cache->mu) == 0) {
+        locked = 1;
+        if (t->cache->ready || cache_init(t->cache) == 0) c = t->cache;
+        else cache_release(t->cache);
+    }
+    if (!c && t->kind == TOK_BYTE_LEVEL && len >= 4096) {
+        if (cache_init(&local) == 0) c = &local;
+        else cache_release(&local);
     }
     if (flags & MK_TOK_SPECIAL)
         for (int i = 0; i < t->n_pre; i++) ipush(&out, t->pre_ids[i]);
@@ -784,7 +823,8 @@ oom:
     rc = mk_fail(MK_ERR_NOMEM, "mk_tok_encode: out of memory for %zu bytes of text", len);
 done:
     work_free(&w);
-    if (c) cache_free(c);
+    if (local.ready) cache_release(&local);
+    if (locked) pthread_mutex_unlock(&t->cache->mu);
     return rc;
 }
 
