@@ -162,6 +162,20 @@ static void basic(void) {
     CHECK(ncf == 1);
     if (ncf == 1) CHECK(cf[0].incoming == 0 && cf[0].existing_id == ida[2] && cf[0].similarity > 0.999f);
     mk_kb_active_free(&act);
+    /* Inside the batch: C0 vs C1 differ in key; add a copy of C0 with
+     * another target -> one self-conflict (2 vs 0). */
+    {
+        mk_edit_request three[3] = {rc2[0], rc2[1], rc2[0]};
+        three[2].target_new = "something else";
+        float k3[3 * 8];
+        memcpy(k3, vc.keys, sizeof(float) * 2 * 8);
+        memcpy(k3 + 16, vc.keys, sizeof(float) * 8);
+        mk_kb_conflict *sc = NULL;
+        int64_t nsc = 0;
+        CHECK_OK(mk_edit_requests_self_conflicts(three, k3, 3, R, 0, &sc, &nsc));
+        CHECK(nsc == 1 && sc && sc[0].incoming == 2 && sc[0].existing_id == 0);
+        free(sc);
+    }
     /* Supersede through the insert, in its transaction. */
     mk_kb_vectors kvc = {fp, R, T, D, vc.keys, vc.prompts};
     mk_kb_insert_args ac = {.author = "dave", .reason = "newer trial", .vec = &kvc, .supersede = cf,

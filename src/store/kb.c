@@ -1172,6 +1172,46 @@ fail:
     return rc;
 }
 
+int mk_edit_requests_self_conflicts(const mk_edit_request *reqs, const float *keys, int64_t n,
+                                    int64_t R, float threshold, mk_kb_conflict **out,
+                                    int64_t *n_out) {
+    *out = NULL;
+    *n_out = 0;
+    if (threshold <= 0) threshold = MK_KB_CONFLICT_THRESHOLD;
+    if (n < 2) return MK_OK;
+    if (!reqs || !keys || R < 1 || R > INT32_MAX || n > INT32_MAX)
+        return mk_fail(MK_ERR_ARG, "self_conflicts: missing keys");
+    float *norm = malloc((size_t)n * sizeof *norm);
+    mk_kb_conflict *v = NULL;
+    int64_t nv = 0, cap = 0;
+    if (!norm) return mk_fail(MK_ERR_NOMEM, "self_conflicts: out of memory");
+    for (int64_t i = 0; i < n; i++) norm[i] = cblas_snrm2((int)R, keys + (size_t)i * R, 1);
+    /* O(n^2 R) dot products: fine for the batches people edit at once. */
+    for (int64_t j = 1; j < n; j++)
+        for (int64_t i = 0; i < j; i++) {
+            float den = norm[i] * norm[j];
+            if (!(den > 0)) continue;
+            float cs = cblas_sdot((int)R, keys + (size_t)i * R, 1, keys + (size_t)j * R, 1) / den;
+            if (!(cs >= threshold) || same_target(reqs[i].target_new, reqs[j].target_new)) continue;
+            if (nv == cap) {
+                int64_t nc = cap ? cap * 2 : 16;
+                mk_kb_conflict *nw = realloc(v, (size_t)nc * sizeof *nw);
+                if (!nw) {
+                    free(v);
+                    free(norm);
+                    return mk_fail(MK_ERR_NOMEM, "self_conflicts: out of memory");
+                }
+                v = nw;
+                cap = nc;
+            }
+            v[nv++] = (mk_kb_conflict){j, i, cs};
+        }
+    free(norm);
+    *out = v;
+    *n_out = nv;
+    return MK_OK;
+}
+
 void mk_kb_events_free(mk_kb_event *ev, int64_t n) {
     if (!ev) return;
     for (int64_t i = 0; i < n; i++) {

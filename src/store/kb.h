@@ -206,6 +206,15 @@ int mk_kb_find_conflicts(mk_kb *kb, const mk_kb_active *act, const mk_edit_reque
                          const float *keys, int64_t n, float threshold,
                          mk_kb_conflict **out, int64_t *n_out);
 
+/* Conflicts inside one incoming batch: pairs i < j of requests whose keys
+ * (n, R) have cosine >= threshold (<= 0: default) and whose target_new
+ * differ. Reported as {incoming = j, existing_id = i (an INDEX into the
+ * batch, not an edit id), similarity}; sorted by j then i. Not for
+ * mk_kb_insert_args.supersede. *out malloc'd (NULL when none). */
+int mk_edit_requests_self_conflicts(const mk_edit_request *reqs, const float *keys, int64_t n,
+                                    int64_t R, float threshold, mk_kb_conflict **out,
+                                    int64_t *n_out);
+
 /* One edit with all its fields (free with mk_edit_request_clear). */
 int mk_kb_get(mk_kb *kb, int64_t id, mk_edit_request *out);
 /* Edits with status `status` (MK_EDIT_ANY for all), by id ascending, at most
