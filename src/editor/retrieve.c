@@ -1,7 +1,8 @@
 /* retrieve.c - top-k retrieval over the in-memory knowledge base (spec 5).
  *
- * Similarities come from one sgemm per chunk of rows: S (B, c) = q (B, R) @
- * keys[r0:r0+c]^T, then divided by sqrt(R) as the reference does. Each query
+ * Similarities come from one sgemm per chunk of rows (sgemv for a single
+ * query): S (B, c) = q (B, R) @ keys[r0:r0+c]^T, then divided by sqrt(R) as
+ * the reference does. Each query
  * keeps a sorted list of its top_k edit rows with sim > min_sim; since the
  * rows that fail "sim > prototype" sit at the bottom of the ranking, taking
  * top_k of the edit rows and then cutting at the prototype's sim keeps
@@ -103,9 +104,15 @@ int mk_retrieve(const mk_retr_kb *kb, const float *q, int64_t B, const mk_retr_o
     const float scale = sqrtf((float)R);
     for (int64_t r0 = 0; r0 < N1; r0 += chunk) {
         int64_t c = N1 - r0 < chunk ? N1 - r0 : chunk;
-        /* S (B, c) = q (B, R) @ keys[r0 : r0+c] (c, R)^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)c, (int)R, 1.0f, q,
-                    (int)R, kb->keys + (size_t)r0 * (size_t)R, (int)R, 0.0f, S, (int)c);
+        /* S (B, c) = q (B, R) @ keys[r0 : r0+c] (c, R)^T. One query is the
+         * same product as a GEMV, which OpenBLAS runs ~3x faster than a
+         * 1-row GEMM (no packing of the keys): memory-bound as it should be. */
+        const float *kc = kb->keys + (size_t)r0 * (size_t)R;
+        if (B == 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)c, (int)R, 1.0f, kc, (int)R, q, 1, 0.0f, S, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)c, (int)R, 1.0f, q,
+                        (int)R, kc, (int)R, 0.0f, S, (int)c);
 #pragma omp parallel for schedule(static) if (B > 1 && c * B > 65536)
         for (int64_t b = 0; b < B; b++) {
             float *srow = S + (size_t)b * (size_t)c;
