@@ -45,5 +45,7 @@ int cmd_editor(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
 int cmd_kb(int argc, char **argv);
+/* `medrek kb reencode` (cmd_edit.c: it needs the editor and the LLM) */
+int cmd_kb_reencode(int argc, char **argv);
 
 #endif

@@ -138,3 +138,45 @@ done:
     mk_edit_requests_free(reqs, n);
     return ret;
 }
+
+static const char *USAGE_REENCODE =
+    "usage: medrek kb reencode --kb FILE --model PATH --editor FILE [--author A] [--reason R]\n"
+    "  Recompute the key and prompt vectors of every active edit that has none\n"
+    "  (imported) or was encoded by another editor, with this editor, in one\n"
+    "  transaction recorded in the history.\n"
+    "  --kb FILE          knowledge base\n"
+    "  --model PATH       the frozen LLM the editor was made for\n"
+    "  --editor FILE      the editor to encode with\n"
+    "  --author A         who (default: $USER, else \"unknown\")\n"
+    "  --reason R         why (default: \"re-encode\")\n";
+
+int cmd_kb_reencode(int argc, char **argv) {
+    const char *kbp = NULL, *model = NULL, *edp = NULL, *reason = "re-encode";
+    const char *author = getenv("USER");
+    cli_opt opts[] = {
+        {"--kb", CLI_STR, &kbp},       {"--model", CLI_STR, &model}, {"--editor", CLI_STR, &edp},
+        {"--author", CLI_STR, &author}, {"--reason", CLI_STR, &reason},
+    };
+    int r = cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL,
+                      USAGE_REENCODE);
+    if (r == 1) return 0;
+    if (r) return r;
+    if (!kbp || !model || !edp)
+        return cli_usage_error("kb reencode", USAGE_REENCODE, "--kb, --model and --editor are required");
+    if (!author || !author[0]) author = "unknown";
+    mk_session *s = NULL;
+    int64_t n = 0;
+    double t0 = cli_now();
+    int rc = mk_session_open(kbp, model, edp, MK_SESSION_NO_LLM_TOKENIZER | MK_SESSION_NO_LOAD, &s);
+    cli_progress prog;
+    cli_progress_start(&prog, "re-encoding edits");
+    if (!rc) rc = mk_session_reencode(s, author, reason, &n, on_progress, &prog);
+    if (rc) {
+        mk_session_close(s);
+        return cli_die_lib("kb reencode", rc);
+    }
+    printf("re-encoded %lld edit(s) with %s in %.2f s; %lld active edits ready\n", (long long)n,
+           s->editor_fp, cli_now() - t0, (long long)s->act.n);
+    mk_session_close(s);
+    return 0;
+}

@@ -50,7 +50,7 @@ int mk_session_open(const char *kb_path, const char *model_path, const char *edi
     s->editor_fp = mk_editor_fingerprint(s->ed);
     int kflags = (flags & MK_SESSION_READONLY) ? MK_KB_READONLY : MK_KB_CREATE;
     if ((rc = mk_kb_open(kb_path, kflags, &s->kb))) goto fail;
-    if ((rc = mk_session_reload(s))) goto fail;
+    if (!(flags & MK_SESSION_NO_LOAD) && (rc = mk_session_reload(s))) goto fail;
     *out = s;
     return MK_OK;
 fail:
@@ -106,6 +106,34 @@ fail:
     free(v);
     free(pr);
     free(tg);
+    return rc;
+}
+
+int mk_session_reencode(mk_session *s, const char *author, const char *reason,
+                        int64_t *n_done, mk_progress_fn progress, void *ud) {
+    mk_edit_request *stale = NULL;
+    int64_t n = 0, *ids = NULL;
+    float *keys = NULL, *prompts = NULL;
+    if (n_done) *n_done = 0;
+    int rc = mk_kb_list_stale(s->kb, s->editor_fp, &stale, &n);
+    if (rc || n == 0) goto done;
+    ids = malloc((size_t)n * sizeof *ids);
+    if (!ids) {
+        rc = mk_fail(MK_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++) ids[i] = stale[i].id;
+    if ((rc = mk_session_encode(s, stale, n, &keys, &prompts, progress, ud))) goto done;
+    const mk_editor_config *c = &s->ed->cfg;
+    mk_kb_vectors vec = {s->editor_fp, c->R, c->T, c->D, keys, prompts};
+    if ((rc = mk_kb_set_vectors(s->kb, ids, n, &vec, author, reason))) goto done;
+    if (n_done) *n_done = n;
+done:
+    if (!rc) rc = mk_session_reload(s);
+    free(ids);
+    free(keys);
+    free(prompts);
+    mk_edit_requests_free(stale, n);
     return rc;
 }
 

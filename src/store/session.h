@@ -28,7 +28,8 @@ typedef struct {
 
 enum {
     MK_SESSION_READONLY = 1, /* open the knowledge base read-only (ask) */
-    MK_SESSION_NO_LLM_TOKENIZER = 2
+    MK_SESSION_NO_LLM_TOKENIZER = 2,
+    MK_SESSION_NO_LOAD = 4   /* do not load the active edits (re-encoding) */
 };
 
 /* Open the three, check the editor was made for this LLM (width and
@@ -48,6 +49,13 @@ typedef void (*mk_progress_fn)(void *ud, int64_t done, int64_t total);
  * (one allocation each), computed in chunks so progress can be shown. */
 int mk_session_encode(mk_session *s, const mk_edit_request *reqs, int64_t n, float **keys,
                       float **prompts, mk_progress_fn progress, void *ud);
+
+/* Re-encode every active edit whose vectors are missing or come from
+ * another editor (after an import, or with a new editor), in one
+ * transaction recorded in the history. *n_done (may be NULL) receives the
+ * count; the active edits are reloaded afterwards. */
+int mk_session_reencode(mk_session *s, const char *author, const char *reason,
+                        int64_t *n_done, mk_progress_fn progress, void *ud);
 
 /* Retrieve for n questions (spec 5); res as mk_retrieve's. */
 int mk_session_retrieve(mk_session *s, const char *const *questions, int n,
