@@ -13,6 +13,7 @@
  * Every id of every string is compared; the count of mismatching strings and
  * the first few differences are printed.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,8 @@ static void compare_oracle(const char *name, const mk_tokenizer *t, const strlis
     CHECK(bad_rt == 0);
 }
 
+static size_t random_text(char *o, size_t max_units);
+
 static mk_tokenizer *load_gpt2(void) {
     mk_tokenizer *t = NULL;
     CHECK_OK(mk_tok_load_vocab_merges(DATA "gpt2/vocab.json", DATA "gpt2/merges.txt", &t));
@@ -192,6 +195,27 @@ static void test_spm_oracle(const strlist *s) {
         CHECK(!strcmp(mk_tok_kind(t), "sentencepiece-bpe"));
         CHECK(mk_tok_bos(t) == 1 && mk_tok_eos(t) == 2 && mk_tok_unk(t) == 0);
         compare_oracle("spm gguf (scores) vs sentencepiece", t, s, &ref, 0);
+        /* cutting the text before "▁" must change nothing: compare with one
+           BPE over the whole text on the strings and on random text */
+        CHECK(t->spm_presplit == 1);
+        size_t diff = 0;
+        char buf[64 * 8];
+        for (size_t i = 0; i < s->n + 2000; i++) {
+            const char *x = i < s->n ? s->s[i] : buf;
+            size_t xl = i < s->n ? s->len[i] : random_text(buf, 60);
+            int32_t *a = NULL, *b = NULL;
+            size_t na = 0, nb = 0;
+            t->spm_presplit = 1;
+            CHECK_OK(mk_tok_encode(t, x, xl, 0, &a, &na));
+            t->spm_presplit = 0;
+            CHECK_OK(mk_tok_encode(t, x, xl, 0, &b, &nb));
+            if (na != nb || (na && memcmp(a, b, na * sizeof *a))) diff++;
+            free(a);
+            free(b);
+        }
+        t->spm_presplit = 1;
+        printf("spm cut before \"\u2581\" vs whole-text BPE: %zu strings differ\n", diff);
+        CHECK(diff == 0);
         mk_tok_free(t);
     }
     free_ids(&ref);
@@ -518,6 +542,49 @@ static void test_json_variants(void) {
     }
 }
 
+/* one tokenizer shared by threads (the pre-token cache is behind a try-lock) */
+typedef struct {
+    const mk_tokenizer *t;
+    const strlist *s;
+    const idlist *ref;
+    size_t bad;
+} thread_job;
+
+static void *thread_main(void *arg) {
+    thread_job *j = arg;
+    for (int rep = 0; rep < 3; rep++)
+        for (size_t i = 0; i < j->s->n; i++) {
+            int32_t *ids = NULL;
+            size_t n = 0;
+            if (mk_tok_encode(j->t, j->s->s[i], j->s->len[i], 0, &ids, &n) || n != j->ref->n[i] ||
+                (n && memcmp(ids, j->ref->ids[i], n * sizeof *ids)))
+                j->bad++;
+            free(ids);
+        }
+    return NULL;
+}
+
+static void test_threads(const strlist *s) {
+    mk_tokenizer *t = load_gpt2();
+    if (!t) return;
+    idlist ref = read_ids(DATA "gpt2_ref.txt");
+    thread_job jobs[4];
+    pthread_t th[4];
+    for (int k = 0; k < 4; k++) {
+        jobs[k] = (thread_job){t, s, &ref, 0};
+        CHECK(pthread_create(&th[k], NULL, thread_main, &jobs[k]) == 0);
+    }
+    size_t bad = 0;
+    for (int k = 0; k < 4; k++) {
+        pthread_join(th[k], NULL);
+        bad += jobs[k].bad;
+    }
+    printf("4 threads x 3 passes over the gpt2 strings: %zu encodes differ\n", bad);
+    CHECK(bad == 0);
+    free_ids(&ref);
+    mk_tok_free(t);
+}
+
 /* GGUF "gpt2" layout written with the project's GGUF writer from the GPT-2
  * vocabulary: must give the oracle's ids as well. */
 static void test_gguf_gpt2(const strlist *s) {
@@ -606,6 +673,7 @@ int main(void) {
     test_roberta();
     test_json_variants();
     test_gguf_gpt2(&s);
+    test_threads(&s);
     test_bad_files();
     free_strings(&s);
     return check_summary("test_tokenizer");

@@ -69,6 +69,9 @@ struct mk_tokenizer {
     int prepend;        /* PREPEND_* (SPM) */
     int prepend_if_missing; /* Metaspace: no prefix when the text starts with a space */
     int replace_space;  /* SPM: " " -> "▁" */
+    int spm_presplit;   /* SPM: no piece has "▁" after another character, so
+                           the text may be cut before each such "▁" (same
+                           result, and the pieces can be cached) */
     int ignore_merges;  /* a whole pre-token found in the vocab is one id */
     int byte_fallback;  /* SPM: unknown chars -> <0xXX> */
     int fuse_unk;       /* consecutive unknowns -> one unk */

@@ -17,6 +17,8 @@
 #include "../core/error.h"
 #include "tok_internal.h"
 
+static const char SPM_SPACE[] = "\xE2\x96\x81"; /* U+2581 "▁" */
+
 /* ---------------------------------------------------------------- hashing */
 
 static inline uint64_t hash_bytes(const void *p, size_t n) {
@@ -324,6 +326,20 @@ int tok_finish(mk_tokenizer *t, const char *label) {
             }
         }
         t->dlen[id] = (uint32_t)(at - t->doff[id]);
+    }
+    /* SPM: may words be cut apart before "▁"? */
+    if (t->kind == TOK_SPM) {
+        t->spm_presplit = 1;
+        for (int32_t id = 0; id < t->n_vocab && t->spm_presplit; id++) {
+            if (t->attr[id] & (TA_SPECIAL | TA_BYTE)) continue;
+            const char *p = t->blob + (t->off[id] == UINT32_MAX ? 0 : t->off[id]);
+            size_t pl = t->plen[id];
+            for (size_t i = 1; i + 3 <= pl; i++)
+                if (!memcmp(p + i, SPM_SPACE, 3) && (i < 3 || memcmp(p + i - 3, SPM_SPACE, 3))) {
+                    t->spm_presplit = 0;
+                    break;
+                }
+        }
     }
     /* added tokens: longest first so the longest match wins */
     size_t na = 0;
@@ -683,8 +699,6 @@ static int encode_word(const mk_tokenizer *t, bpe_work *w, tok_cache *c, const u
 
 /* ---------------------------------------------------------------- encode */
 
-static const char SPM_SPACE[] = "\xE2\x96\x81"; /* U+2581 "▁" */
-
 /* one stretch of text between added tokens; first = it starts the input */
 static int encode_segment(const mk_tokenizer *t, bpe_work *w, tok_cache *c, const uint8_t *s,
                           size_t n, int first, ivec *out) {
@@ -711,7 +725,17 @@ static int encode_segment(const mk_tokenizer *t, bpe_work *w, tok_cache *c, cons
             size_t a = 0;
             for (size_t i = 1; i <= m; i++) {
                 if (i == m || (i + 3 <= m && !memcmp(tmp + i, SPM_SPACE, 3))) {
-                    if (bpe_word(t, w, tmp + a, i - a, out)) { rc = -1; goto done; }
+                    if (encode_word(t, w, c, tmp + a, i - a, out)) { rc = -1; goto done; }
+                    a = i;
+                }
+            }
+        } else if (t->spm_presplit) {
+            /* words: a run of "▁" and what follows up to the next "▁" */
+            size_t a = 0;
+            for (size_t i = 1; i <= m; i++) {
+                if (i == m || (i + 3 <= m && !memcmp(tmp + i, SPM_SPACE, 3) &&
+                               (i < 3 || memcmp(tmp + i - 3, SPM_SPACE, 3)))) {
+                    if (encode_word(t, w, c, tmp + a, i - a, out)) { rc = -1; goto done; }
                     a = i;
                 }
             }
@@ -769,12 +793,13 @@ int mk_tok_encode(const mk_tokenizer *t, const char *text, size_t len, int flags
     if (len > (size_t)UINT32_MAX)
         return mk_fail(MK_ERR_RANGE, "mk_tok_encode: text of %zu bytes is over the 4 GiB limit", len);
     memset(&local, 0, sizeof local);
-    if (t->kind == TOK_BYTE_LEVEL && t->cache && pthread_mutex_trylock(&t->cache->mu) == 0) {
+    int cacheable = t->kind == TOK_BYTE_LEVEL || t->spm_presplit || t->split == SPLIT_METASPACE;
+    if (cacheable && t->cache && pthread_mutex_trylock(&t->cache->mu) == 0) {
         locked = 1;
         if (t->cache->ready || cache_init(t->cache) == 0) c = t->cache;
         else cache_release(t->cache);
     }
-    if (!c && t->kind == TOK_BYTE_LEVEL && len >= 4096) {
+    if (!c && cacheable && len >= 4096) {
         if (cache_init(&local) == 0) c = &local;
         else cache_release(&local);
     }
