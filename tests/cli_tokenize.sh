@@ -56,6 +56,10 @@ S="$BIN tokenize --tokenizer"
 expect "spm json ids" 0 "819 835 366 304 872 618" -- $S $D/spm/tokenizer.json --ids "The patient has fever"
 expect "spm dir + special" 0 "1 819 835 366 304 872 618" -- $S $D/spm --special --ids "The patient has fever"
 expect "spm gguf special" 0 "1 819 835 366 304 872 618" -- $S $D/spm/tokenizer.gguf --special --ids "The patient has fever"
+TMPD=$(mktemp -d)
+cp $D/spm/tokenizer.gguf "$TMPD/model.gguf"
+expect "dir with a gguf" 0 "1 819 835 366 304 872 618" -- $S "$TMPD" --special --ids "The patient has fever"
+rm -rf "$TMPD"
 expect "spm byte fallback" 0 "▁ca f <0xC3> <0xA9> ▁ <0xE6> <0xBC> <0xA2>" -- $S $D/spm/tokenizer.gguf "café 漢"
 
 expect "help" 0 "usage: medrek tokenize --tokenizer FILE [--ids] [--special] [--split-special] TEXT" \

@@ -19,6 +19,7 @@
  *    <|endoftext|>; </s>, <|end_of_text|>, <|endoftext|>; <pad>).
  */
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -790,6 +791,29 @@ int mk_tok_load(const char *path, mk_tokenizer **out) {
         }
         free(p);
     }
-    return mk_fail(MK_ERR_NOTFOUND, "%s: no tokenizer.json or vocab.json + merges.txt in this "
-                   "directory", path);
+    /* else the first .gguf by name */
+    DIR *d = opendir(path);
+    char *best = NULL;
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (!ends_with(e->d_name, ".gguf") || (best && strcmp(e->d_name, best) >= 0)) continue;
+            free(best);
+            best = strdup(e->d_name);
+        }
+        closedir(d);
+    }
+    if (best) {
+        char *p = malloc(n + strlen(best) + 2);
+        int rc = p ? MK_OK : mk_fail(MK_ERR_NOMEM, "out of memory");
+        if (p) {
+            sprintf(p, "%s/%s", path, best);
+            rc = load_file(p, out);
+        }
+        free(p);
+        free(best);
+        return rc;
+    }
+    return mk_fail(MK_ERR_NOTFOUND, "%s: no tokenizer.json, vocab.json + merges.txt or .gguf file "
+                   "in this directory", path);
 }

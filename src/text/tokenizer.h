@@ -1,6 +1,29 @@
 /* tokenizer.h - BPE tokenizers: byte-level (GPT-2, RoBERTa, Llama-3) and
  * SentencePiece-style with byte fallback (Llama-2), loaded from
  * tokenizer.json, vocab.json + merges.txt, or GGUF metadata.
+ *
+ * Behaviour worth knowing (tests/test_tokenizer.c checks each):
+ *  - Byte-level BPE is lossless for any bytes: decode(encode(x)) == x.
+ *    Invalid UTF-8 never fails: each byte that does not start a well-formed
+ *    sequence is a unit of class "other" for the split regexes (it groups
+ *    like punctuation) and is then encoded as its byte token.
+ *  - SentencePiece-style BPE with byte fallback is lossless for any bytes
+ *    except the character U+2581 "▁" itself (it decodes to a space, as in
+ *    SentencePiece); unknown characters and invalid bytes become <0xXX>.
+ *    A dummy "▁" is put before each text segment (after a special token
+ *    too, as Hugging Face's Llama-2 normalizer and llama.cpp do) and decode
+ *    drops the leading space of the first non-special token again.
+ *  - Added tokens (tokenizer.json added_tokens, GGUF control/user-defined
+ *    tokens, RoBERTa/GPT-2 specials of vocab.json) are found in the input
+ *    before anything else, longest first; MK_TOK_SPLIT_SPECIAL turns that
+ *    off for the special ones. lstrip/rstrip eat ASCII whitespace;
+ *    single_word and normalized are not read.
+ *  - bos/eos/pad: GGUF ids, else the template's first token (BOS), else
+ *    well-known names (<s>, <|begin_of_text|>, <|endoftext|>; </s>,
+ *    <|end_of_text|>, <|endoftext|>; <pad>, [PAD]).
+ *  - A tokenizer may be shared by threads: encode() only touches its
+ *    pre-token cache, under a try-lock (a thread that cannot take it goes
+ *    on without the shared cache).
  */
 #ifndef MK_TOKENIZER_H
 #define MK_TOKENIZER_H
@@ -12,7 +35,8 @@ typedef struct mk_gguf mk_gguf;
 typedef struct mk_tokenizer mk_tokenizer;
 
 /* Load by path: a tokenizer.json, a vocab.json (merges.txt beside it), a
- * .gguf file, or a directory holding one of those. */
+ * .gguf file (found by its magic), or a directory holding one of those
+ * (tokenizer.json first, then vocab.json, then the first *.gguf by name). */
 int mk_tok_load(const char *path, mk_tokenizer **out);
 int mk_tok_load_json(const char *path, mk_tokenizer **out);
 int mk_tok_load_json_mem(const char *json, size_t len, const char *label, mk_tokenizer **out);
