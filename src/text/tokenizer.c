@@ -665,7 +665,7 @@ static int encode_word(const mk_tokenizer *t, bpe_work *w, tok_cache *c, const u
             uint32_t cnt = e->icnt;
             if (out->n + cnt > out->cap) {
                 for (uint32_t k = 0; k < cnt; k++) ipush(out, v[k]);
-            } else {
+            } else if (cnt) {
                 memcpy(out->v + out->n, v, cnt * sizeof *v);
                 out->n += cnt;
             }
@@ -691,7 +691,7 @@ static int encode_word(const mk_tokenizer *t, bpe_work *w, tok_cache *c, const u
     c->n_keys += n;
     e->ioff = (uint32_t)c->n_ids;
     e->icnt = (uint32_t)cnt;
-    memcpy(c->ids + c->n_ids, out->v + before, cnt * sizeof *c->ids);
+    if (cnt) memcpy(c->ids + c->n_ids, out->v + before, cnt * sizeof *c->ids);
     c->n_ids += cnt;
     c->used++;
     return 0;
