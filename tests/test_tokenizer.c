@@ -636,6 +636,20 @@ static void test_gguf_gpt2(const strlist *s) {
     mk_tok_free(v);
 }
 
+/* bytes without a token and no <unk>: dropped (twice: through the cache) */
+static void test_missing_bytes(void) {
+    const char *j = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
+                    "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}";
+    mk_tokenizer *t = NULL;
+    CHECK_OK(mk_tok_load_json_mem(j, strlen(j), "tiny", &t));
+    if (!t) return;
+    for (int k = 0; k < 2; k++) {
+        CHECK(encode_eq(t, "bbb b", 0, NULL, 0));
+        CHECK(encode_eq(t, "ab a", 0, (const int32_t[]){0, 0}, 2));
+    }
+    mk_tok_free(t);
+}
+
 static void test_bad_files(void) {
     mk_tokenizer *t = NULL;
     static const char *const bad[] = {
@@ -674,6 +688,7 @@ int main(void) {
     test_json_variants();
     test_gguf_gpt2(&s);
     test_threads(&s);
+    test_missing_bytes();
     test_bad_files();
     free_strings(&s);
     return check_summary("test_tokenizer");
