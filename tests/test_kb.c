@@ -464,6 +464,34 @@ static void parsing(void) {
     /* A file path that does not exist. */
     CHECK(mk_edit_requests_parse_file(tmp("nope.json"), &r, &n) == MK_ERR_IO);
 
+    /* Random byte mutations of a valid file: the parser answers OK or a
+     * format error, never crashes (ASan/UBSan builds check the memory). */
+    {
+        const char *base = "[{\"id\": 1, \"status\": \"active\", \"prompt\": \"What \\u00e9?\", "
+                           "\"target_new\": \"x\", \"subject\": \"s\", \"superseded_by\": 2},\n"
+                           "{\"id\": 2, \"prompt\": \"b\", \"target_new\": \"y\", "
+                           "\"locality_struc_prompt\": \"l\", \"locality_struc_ground_truth\": \"g\"}]\n";
+        size_t bl = strlen(base);
+        char *m = malloc(bl + 1);
+        int odd = 0;
+        for (int it = 0; it < 3000; it++) {
+            memcpy(m, base, bl + 1);
+            int muts = 1 + it % 4;
+            for (int k = 0; k < muts; k++) {
+                size_t at = (size_t)((frand() * 0.5 + 0.5) * (double)(bl - 1));
+                m[at] = (char)(int)((frand() * 0.5 + 0.5) * 255);
+            }
+            size_t len = (it % 7 == 0) ? (size_t)((frand() * 0.5 + 0.5) * (double)bl) : bl;
+            for (int flags = 0; flags < 2; flags++) {
+                int prc = mk_edit_requests_parse(m, len, "fuzz", flags, &r, &n);
+                if (prc == MK_OK) mk_edit_requests_free(r, n);
+                else if (prc != MK_ERR_FORMAT) odd++;
+            }
+        }
+        CHECK(odd == 0);
+        free(m);
+    }
+
     /* The knowledge sentence (spec 4). */
     char *s = mk_edit_sentence("The capital is", "Paris");
     CHECK(!strcmp(s, "The capital is Paris"));
@@ -628,6 +656,48 @@ static void readers_during_writes(void) {
     mk_kb_close(rd);
 }
 
+/* Conflict search over more active edits than one GEMM chunk (4096). */
+static void many_conflicts(void) {
+    const char *path = tmp("many.kb"), *fp = "beef";
+    const int64_t N = 5000, R = 64, T = 1, D = 2;
+    mk_kb *kb;
+    CHECK_OK(mk_kb_open(path, MK_KB_CREATE, &kb));
+    if (!kb) return;
+    mk_edit_request *r = make_reqs(N, "M");
+    vecs v = make_vecs(N, R, T, D);
+    mk_kb_vectors kv = {fp, R, T, D, v.keys, v.prompts};
+    mk_kb_insert_args a = {.author = "x", .vec = &kv};
+    int64_t *ids = malloc((size_t)N * sizeof *ids);
+    CHECK_OK(mk_kb_insert(kb, r, N, &a, NULL, ids));
+    mk_kb_active act;
+    CHECK_OK(mk_kb_load_active(kb, fp, R, T, D, 1, &act));
+    CHECK(act.n == N);
+    /* incoming 0: near edit 4500 (other target); 1: edit 10 (same target);
+     * 2: random (no conflict) */
+    mk_edit_request *in = make_reqs(3, "IN");
+    free(in[1].target_new);
+    in[1].target_new = strdup(r[10].target_new);
+    float q[3 * 64];
+    for (int64_t k = 0; k < R; k++) {
+        q[k] = v.keys[4500 * R + k] + 0.01f * frand();
+        q[R + k] = v.keys[10 * R + k];
+        q[2 * R + k] = frand();
+    }
+    mk_kb_conflict *cf;
+    int64_t ncf;
+    CHECK_OK(mk_kb_find_conflicts(kb, &act, in, q, 3, 0, &cf, &ncf));
+    CHECK(ncf == 1);
+    if (ncf >= 1) CHECK(cf[0].incoming == 0 && cf[0].existing_id == ids[4500] && cf[0].similarity > 0.98f);
+    free(cf);
+    mk_kb_active_free(&act);
+    mk_kb_close(kb);
+    mk_edit_requests_free(r, N);
+    mk_edit_requests_free(in, 3);
+    free(ids);
+    free(v.keys);
+    free(v.prompts);
+}
+
 int main(void) {
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
@@ -636,6 +706,7 @@ int main(void) {
     basic();
     parsing();
     damaged_files();
+    many_conflicts();
     readers_during_writes();
     int rc = check_summary("test_kb");
     if (rc == 0) {
