@@ -355,8 +355,8 @@ static void test_matmul_dt(void) {
         test_matmul_dt_case(types[i], 1, 64, 19);
         test_matmul_dt_case(types[i], 3, 64, 19);
         test_matmul_dt_case(types[i], 1, 96, 300);  /* > one tile of rows */
-        test_matmul_dt_case(types[i], 9, 96, 300);
-        test_matmul_dt_case(types[i], 1, 2080, 40); /* row longer than any SIMD unroll */
+        test_matmul_dt_case(types[i], 11, 96, 300); /* threaded (M*K*N > 2^18) */
+        test_matmul_dt_case(types[i], 1, 2080, 130); /* long rows; threaded (> 2^18) */
         test_matmul_dt_case(types[i], 6, 2080, 300); /* several tiles (tile < N) */
     }
     /* a quantised row that is not whole blocks gives NaN, not garbage */
