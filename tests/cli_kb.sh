@@ -42,7 +42,7 @@ KB=$T/a.kb
 expect "help" 0 "usage: medrek kb SUBCOMMAND" -- "$BIN" kb --help
 expect "no subcommand" 2 "missing subcommand" -- "$BIN" kb
 expect "unknown subcommand" 2 "unknown subcommand 'frob'" -- "$BIN" kb frob
-for s in list show revert history stats export import reencode; do
+for s in list show revert history stats export import check reencode; do
     expect "$s --help" 0 "usage" -- "$BIN" kb $s --help
 done
 expect "no --kb" 2 "--kb FILE is required" -- "$BIN" kb list
@@ -105,6 +105,8 @@ expect "export has fields" 0 '"id":3,"status":"reverted",.*"source":"doi:10.1000
 expect "re-import" 0 "imported 5 edits" -- "$BIN" kb import --kb "$T/b.kb" --file "$T/x1.jsonl" --author tester --reason fixture
 "$BIN" kb export --kb "$T/b.kb" >"$T/x2.jsonl"
 expect "round trip" 0 "" -- cmp "$T/x1.jsonl" "$T/x2.jsonl"
+
+expect "check" 0 "$KB: ok" -- "$BIN" kb check --kb "$KB"
 
 # foreign and damaged files
 head -c 8192 /dev/urandom >"$T/random.kb"

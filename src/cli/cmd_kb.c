@@ -29,8 +29,9 @@ static const char *USAGE =
     "  export             every edit as JSON lines (no vectors)\n"
     "  import --file F    add the edits of an export file as one new batch, keeping\n"
     "                     their ids; they need `medrek kb reencode` before use\n"
+    "  check              SQLite's full integrity check of the file\n"
     "  reencode           recompute the vectors of active edits for another editor\n"
-    "                     (needs --editor and --model; see medrek edit --help)\n"
+    "                     (needs --editor and --model; medrek kb reencode --help)\n"
     "\n"
     "options:\n"
     "  --kb FILE          the knowledge base (required)\n"
@@ -198,7 +199,7 @@ int cmd_kb(int argc, char **argv) {
         fputs(USAGE, stdout);
         return 0;
     }
-    static const char *subs[] = {"list", "show", "revert", "history", "stats", "export", "import", "reencode"};
+    static const char *subs[] = {"list", "show", "revert", "history", "stats", "export", "import", "check", "reencode"};
     int known = 0;
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) known |= !strcmp(sub, subs[i]);
     if (!known) return cli_usage_error("kb", USAGE, "unknown subcommand '%s'", sub);
@@ -306,6 +307,9 @@ int cmd_kb(int argc, char **argv) {
         ret = do_stats(kb);
     } else if (!strcmp(sub, "export")) {
         ret = do_export(kb, &o);
+    } else if (!strcmp(sub, "check")) {
+        if ((rc = mk_kb_integrity_check(kb))) ret = die(rc);
+        else printf("%s: ok\n", o.kb);
     } else if (is_import) {
         int64_t batch = 0, n = 0;
         if ((rc = mk_kb_import(kb, o.file, author, o.reason, &batch, &n))) ret = die(rc);
