@@ -518,6 +518,26 @@ static void check_bad_inputs(const char *tmp) {
     }
     mk_llama_close(a);
     mk_llama_close(b);
+    /* tied embeddings in GGUF: no output.weight; same logits as the HF copy */
+    a = b = NULL;
+    CHECK(!ref_write_gguf(DIR "b_tied_hf", gpath, "llama", NULL, NULL, MK_F16));
+    CHECK_OK(mk_llama_open(gpath, &a));
+    CHECK_OK(mk_llama_open(DIR "b_tied_hf", &b));
+    if (a && b) {
+        CHECK(mk_llama_cfg(a)->tied_embeddings && mk_llama_cfg(b)->tied_embeddings);
+        int32_t ids[9] = {3, 1, 4, 1, 5, 9, 2, 6, 5};
+        float pv[64 * 2];
+        for (int i = 0; i < 128; i++) pv[i] = cosf(0.1f * i);
+        mk_llama_seq ss = {ids, 9, pv, 2};
+        float *la = malloc(9 * 512 * sizeof(float)), *lb = malloc(9 * 512 * sizeof(float));
+        CHECK_OK(mk_llama_forward(a, &ss, 1, la, NULL));
+        CHECK_OK(mk_llama_forward(b, &ss, 1, lb, NULL));
+        check_close("tied model: GGUF (no output.weight) vs HF logits", la, lb, 9 * 512, 2e-4, 1e-4);
+        free(la);
+        free(lb);
+    }
+    mk_llama_close(a);
+    mk_llama_close(b);
 }
 
 /* ---------------------------------------------------------------- sampling */
