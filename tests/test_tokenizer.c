@@ -542,6 +542,76 @@ static void test_json_variants(void) {
     }
 }
 
+/* append s[0..n) as a JSON string */
+static size_t json_str_put(char *o, const char *s, size_t n) {
+    size_t k = 0;
+    o[k++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') { o[k++] = '\\'; o[k++] = (char)c; }
+        else if (c < 0x20) k += (size_t)sprintf(o + k, "\\u%04x", c);
+        else o[k++] = (char)c;
+    }
+    o[k++] = '"';
+    return k;
+}
+
+/* The GPT-2 vocabulary as a Hugging Face tokenizer.json (ByteLevel
+ * pre-tokenizer, merges alternating "a b" strings and [a, b] pairs): the
+ * oracle's ids again. */
+static void test_gpt2_tokenizer_json(const strlist *s) {
+    size_t vl, ml;
+    char *vocab = check_read_file(DATA "gpt2/vocab.json", &vl);
+    char *mtxt = check_read_file(DATA "gpt2/merges.txt", &ml);
+    size_t cap = vl + 3 * ml + 4096, k = 0;
+    char *j = malloc(cap);
+    k += (size_t)sprintf(j + k, "{\"version\":\"1.0\",\"added_tokens\":[{\"id\":50256,\"content\":"
+                         "\"<|endoftext|>\",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,"
+                         "\"normalized\":true,\"special\":true}],\"normalizer\":null,"
+                         "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+                         "\"trim_offsets\":true,\"use_regex\":true},\"post_processor\":{\"type\":"
+                         "\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":false,\"use_regex\":true},"
+                         "\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"dropout\":null,"
+                         "\"unk_token\":null,\"continuing_subword_prefix\":\"\",\"end_of_word_suffix\":\"\","
+                         "\"fuse_unk\":false,\"byte_fallback\":false,\"vocab\":");
+    while (vl && (vocab[vl - 1] == '\n' || vocab[vl - 1] == ' ')) vl--;
+    memcpy(j + k, vocab, vl);
+    k += vl;
+    k += (size_t)sprintf(j + k, ",\"merges\":[");
+    size_t nm = 0;
+    for (size_t i = 0; i < ml;) {
+        size_t e = i;
+        while (e < ml && mtxt[e] != '\n') e++;
+        if (e > i && strncmp(mtxt + i, "#version", 8)) {
+            const char *sp = memchr(mtxt + i, ' ', e - i);
+            if (nm++) j[k++] = ',';
+            if (nm % 2) {
+                k += json_str_put(j + k, mtxt + i, e - i);
+            } else {
+                j[k++] = '[';
+                k += json_str_put(j + k, mtxt + i, (size_t)(sp - (mtxt + i)));
+                j[k++] = ',';
+                k += json_str_put(j + k, sp + 1, (size_t)(mtxt + e - sp - 1));
+                j[k++] = ']';
+            }
+        }
+        i = e + 1;
+    }
+    k += (size_t)sprintf(j + k, "]}}");
+    mk_tokenizer *t = NULL;
+    CHECK_OK(mk_tok_load_json_mem(j, k, "gpt2 tokenizer.json", &t));
+    if (t) {
+        idlist ref = read_ids(DATA "gpt2_ref.txt");
+        compare_oracle("gpt2 tokenizer.json vs gpt-3-encoder", t, s, &ref, 0);
+        free_ids(&ref);
+        CHECK(mk_tok_bos(t) == 50256 && mk_tok_eos(t) == 50256);
+        mk_tok_free(t);
+    }
+    free(j);
+    free(vocab);
+    free(mtxt);
+}
+
 /* one tokenizer shared by threads (the pre-token cache is behind a try-lock) */
 typedef struct {
     const mk_tokenizer *t;
@@ -687,6 +757,7 @@ int main(void) {
     test_roberta();
     test_json_variants();
     test_gguf_gpt2(&s);
+    test_gpt2_tokenizer_json(&s);
     test_threads(&s);
     test_missing_bytes();
     test_bad_files();
