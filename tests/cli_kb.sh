@@ -115,6 +115,8 @@ if command -v sqlite3 >/dev/null; then
     sqlite3 "$T/other.db" "CREATE TABLE t(x); INSERT INTO t VALUES(1);"
     expect "foreign SQLite" 1 "a SQLite database, but not a medrek knowledge base" -- "$BIN" kb list --kb "$T/other.db"
 fi
+head -c 50000 "$KB" >"$T/trunc.kb"
+expect "truncated file" 1 "^medrek kb: $T/trunc.kb: truncated knowledge base" -- "$BIN" kb list --kb "$T/trunc.kb"
 : >"$T/empty.kb"
 expect "empty file" 1 "empty file, not a medrek knowledge base" -- "$BIN" kb list --kb "$T/empty.kb"
 # reencode needs the editor (medrek edit's side): it must not succeed here
