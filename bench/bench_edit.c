@@ -1,0 +1,733 @@
+/* bench_edit.c - batch-edit throughput: what `medrek edit` costs per batch.
+ *
+ *   bench_edit [--quick] [--data FILE] [--gpt2 DIR] [--batches 1,10,100,1000]
+ *              [--reps N] [--keep]
+ *
+ * 1. Writes (into a fresh /tmp/bench_edit.XXXXXX, removed at the end unless
+ *    --keep) a RoBERTa-base-sized encoder with random weights as a Hugging
+ *    Face directory: config.json, model.safetensors (through the project's
+ *    writer), vocab.json + merges.txt. The vocabulary is GPT-2's byte-level
+ *    BPE (--gpt2 DIR, default tests/data/tok/gpt2) laid out as RoBERTa's:
+ *    <s> <pad> </s> <unk> at ids 0..3, GPT-2's entries from 4, <mask> last;
+ *    vocab_size 50265 as roberta-base. Without the GPT-2 files, a vocabulary
+ *    of the 256 byte symbols and no merges (one token per byte: longer
+ *    sequences than real RoBERTa, said in the output).
+ * 2. mk_editor_init around it: R = D = 4096, T = 3, NH = 8, P = 10, "attn".
+ * 3. For batches of 1, 10, 100, 1000 edit requests (MedVersa test prompts
+ *    and targets from --data, default ../shared/datasets/medversa/test.json,
+ *    else generated medical sentences), encodes them as
+ *    mk_session_encode does: chunks of ENCODE_CHUNK requests, each
+ *    mk_editor_keys + mk_editor_values + mk_editor_prompts (each phase timed),
+ *    then mk_kb_insert of the batch with its vectors into a knowledge base
+ *    in the temp dir (timed apart). Medians over repeats (fewer for large
+ *    batches); every repeat takes other requests.
+ * 4. FLOPs of the encode, counted analytically from the real token counts
+ *    (see flops_* below), as achieved GFLOP/s, next to the GEMM rate
+ *    measured IN THE SAME RUN with mk_matmul_forward (the kernel every
+ *    layer uses) on exactly the matmul shapes the encode runs for that batch
+ *    (M from the actual chunking and padding; weights cycled through 200 MB
+ *    so they come from DRAM as in the real pass): the GEMM-only time
+ *    t_gemm = sum over shapes of flops / rate, the "GEMM rate" =
+ *    GEMM flops / t_gemm, and the ratio achieved / GEMM rate.
+ *
+ * Threads: OMP_NUM_THREADS (the kernels' OpenMP team). --quick: a tiny
+ * encoder and editor and batches 1, 10 (a smoke test, seconds). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "editor/editor.h"
+#include "io/safetensors.h"
+#include "model/roberta.h"
+#include "store/kb.h"
+#include "text/tokenizer.h"
+
+/* Copies of the chunk sizes of the code measured (for FLOP and shape
+ * accounting only; the timed path calls the library): */
+#define ENCODE_CHUNK 64    /* src/store/session.c: requests per editor call */
+#define CHUNK_SENTENCES 32 /* src/editor/editor.c: sentences per encoder forward */
+#define CHUNK_TOKENS 4096  /* src/editor/editor.c: padded tokens per encoder forward */
+#define CHUNK_VALUES 256   /* src/editor/editor.c: values per prompt-encoder forward */
+
+#define MAX_BATCHES 8
+#define MAX_SHAPES 16
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double loadavg(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "bench_edit: %s: %s\n", what, mk_errmsg());
+    exit(1);
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "bench_edit: out of memory (%zu bytes)\n", n);
+        exit(1);
+    }
+    return p;
+}
+
+static double cpu_of(const struct rusage *u) {
+    return u->ru_utime.tv_sec + u->ru_utime.tv_usec * 1e-6 + u->ru_stime.tv_sec +
+           u->ru_stime.tv_usec * 1e-6;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ULL;
+static float urand(void) { /* uniform [-1, 1) */
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)(int32_t)(rng >> 32) * (1.0f / 2147483648.0f);
+}
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = xmalloc((size_t)n + 1);
+    if (n < 0 || fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        fclose(f);
+        return NULL;
+    }
+    b[n] = 0;
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+static void write_file(const char *path, const char *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, len, f) != len || fclose(f)) {
+        fprintf(stderr, "bench_edit: cannot write %s\n", path);
+        exit(1);
+    }
+}
+
+/* ---- 1. the encoder directory ---- */
+
+/* GPT-2's byte -> printable code point table (bytes that are printable
+ * stay, the others move to 256 + k). */
+static void byte_symbols(int cp[256]) {
+    int k = 0;
+    for (int b = 0; b < 256; b++) {
+        int keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        cp[b] = keep ? b : 256 + k++;
+    }
+}
+
+/* vocab.json + merges.txt in dir; returns the vocabulary size */
+static int write_tokenizer(const char *dir, const char *gpt2_dir, int *real_bpe) {
+    char path[1024];
+    size_t vlen = 0, mlen = 0;
+    snprintf(path, sizeof path, "%s/vocab.json", gpt2_dir);
+    char *vj = read_file(path, &vlen);
+    snprintf(path, sizeof path, "%s/merges.txt", gpt2_dir);
+    char *mt = read_file(path, &mlen);
+    cJSON *out = cJSON_CreateObject();
+    int V = 0;
+    cJSON_AddNumberToObject(out, "<s>", V++);
+    cJSON_AddNumberToObject(out, "<pad>", V++);
+    cJSON_AddNumberToObject(out, "</s>", V++);
+    cJSON_AddNumberToObject(out, "<unk>", V++);
+    cJSON *in = vj ? cJSON_Parse(vj) : NULL;
+    if (in && mt) {
+        /* RoBERTa's layout: GPT-2 entry with id i at 4 + i */
+        int n = cJSON_GetArraySize(in);
+        const char **name = calloc((size_t)n, sizeof *name);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, in) {
+            int id = (int)e->valuedouble;
+            if (id >= 0 && id < n) name[id] = e->string;
+        }
+        for (int i = 0; i < n; i++)
+            if (name[i]) cJSON_AddNumberToObject(out, name[i], V++);
+        free(name);
+        *real_bpe = 1;
+    } else {
+        int cp[256];
+        byte_symbols(cp);
+        for (int b = 0; b < 256; b++) {
+            char u[4];
+            int c = cp[b];
+            if (c < 0x80) {
+                u[0] = (char)c;
+                u[1] = 0;
+            } else {
+                u[0] = (char)(0xC0 | (c >> 6));
+                u[1] = (char)(0x80 | (c & 0x3F));
+                u[2] = 0;
+            }
+            cJSON_AddNumberToObject(out, u, V++);
+        }
+        free(mt);
+        mt = strdup("#version: 0.2\n");
+        mlen = strlen(mt);
+        *real_bpe = 0;
+    }
+    cJSON_AddNumberToObject(out, "<mask>", V++);
+    char *txt = cJSON_PrintUnformatted(out);
+    snprintf(path, sizeof path, "%s/vocab.json", dir);
+    write_file(path, txt, strlen(txt));
+    snprintf(path, sizeof path, "%s/merges.txt", dir);
+    write_file(path, mt, mlen);
+    free(txt);
+    cJSON_Delete(out);
+    cJSON_Delete(in);
+    free(vj);
+    free(mt);
+    return V;
+}
+
+/* config.json + model.safetensors (random: weights ~ uniform with std
+ * 0.02 as BERT's init, LayerNorm weights 1, biases 0) */
+static void write_encoder(const char *dir, const mk_enc_config *c) {
+    char path[1024];
+    char *cj = mk_enc_config_json(c);
+    if (!cj) die("config");
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_file(path, cj, strlen(cj));
+    free(cj);
+    size_t np = mk_enc_n_params(c);
+    float *block = xmalloc(np * sizeof(float));
+    mk_enc_params p;
+    mk_enc_point(&p, block, c);
+    mk_st_writer *w = mk_st_writer_new();
+    if (!w) die("writer");
+    int nt = mk_enc_n_tensors(c);
+    for (int i = 0; i < nt; i++) {
+        char name[128], full[160];
+        float *data;
+        int nd;
+        int64_t shape[2];
+        mk_enc_tensor(c, &p, i, name, &data, &nd, shape);
+        size_t n = (size_t)shape[0] * (nd > 1 ? (size_t)shape[1] : 1);
+        size_t nl = strlen(name);
+        int is_bias = nl > 5 && !strcmp(name + nl - 5, ".bias");
+        int is_ln = strstr(name, "LayerNorm.weight") != NULL;
+        for (size_t j = 0; j < n; j++)
+            data[j] = is_ln ? 1.0f : is_bias ? 0.0f : 0.0346f * urand();
+        snprintf(full, sizeof full, "roberta.%s", name);
+        if (mk_st_w_tensor(w, full, MK_F32, data, nd, shape)) die("writer tensor");
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (mk_st_w_write(w, path)) die("writing the encoder");
+    mk_st_writer_free(w);
+    free(block);
+}
+
+/* ---- 2. edit requests ---- */
+
+typedef struct {
+    int n;
+    char **prompt, **target;
+} reqset;
+
+static void gen_requests(reqset *rs, int n) {
+    static const char *q[] = {"What is the first-line treatment for", "Which drug is contraindicated in",
+                              "What is the most common cause of", "Which enzyme is deficient in",
+                              "What imaging study is preferred to diagnose", "Which nerve is injured in"};
+    static const char *d[] = {"acute angle-closure glaucoma", "community-acquired pneumonia in adults",
+                              "hereditary fructose intolerance", "a supracondylar fracture of the humerus",
+                              "pregnancy-induced hypertension", "chronic myeloid leukemia"};
+    static const char *t[] = {"Acetazolamide", "Amoxicillin", "Aldolase B", "Median nerve",
+                              "Magnetic resonance imaging", "Imatinib"};
+    rs->n = n;
+    rs->prompt = xmalloc((size_t)n * sizeof(char *));
+    rs->target = xmalloc((size_t)n * sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s %s?", q[i % 6], d[(i / 6) % 6]);
+        rs->prompt[i] = strdup(buf);
+        rs->target[i] = strdup(t[(i / 36 + i) % 6]);
+    }
+}
+
+static const char *load_requests(reqset *rs, const char *path, int need) {
+    mk_edit_request *r = NULL;
+    int64_t n = 0;
+    if (path && access(path, R_OK) == 0 && !mk_edit_requests_parse_file(path, &r, &n) && n > 0) {
+        rs->n = need > n ? need : (int)n;
+        rs->prompt = xmalloc((size_t)rs->n * sizeof(char *));
+        rs->target = xmalloc((size_t)rs->n * sizeof(char *));
+        for (int i = 0; i < rs->n; i++) { /* cycle when the file is short */
+            rs->prompt[i] = strdup(r[i % n].prompt);
+            rs->target[i] = strdup(r[i % n].target_new);
+        }
+        mk_edit_requests_free(r, n);
+        return path;
+    }
+    gen_requests(rs, need);
+    return "generated sentences";
+}
+
+/* ---- 3. FLOP and shape accounting ---- */
+
+typedef struct {
+    int M, K, N;
+    double flops; /* total flops of this shape class in the batch */
+    double rate;  /* measured GFLOP/s of mk_matmul_forward at this shape */
+} shape;
+
+typedef struct {
+    /* tokens */
+    double tok_real, tok_pad;  /* keys + values sentences */
+    double sent;               /* sentences (2 per request) */
+    /* flops (real tokens: the work a perfect unpadded kernel does) */
+    double enc_lin, enc_att, heads, penc;
+    /* flops executed (padded tokens) */
+    double enc_lin_pad, enc_att_pad;
+    /* shapes: M weighted by flops */
+    double m_tok_w, m_sent_w, w_tok, w_sent; /* encoder M (tokens/forward), head M */
+    int n_fwd;
+    double t_tok; /* seconds of tokenisation alone */
+} account;
+
+/* encoder per forward of n sentences padded to L: linear 2 n L (4 H^2 + 2 H I)
+ * + pooler 2 n H^2; attention 2 * 2 n L^2 H (scores and weighted sum) */
+static void account_texts(account *a, const mk_editor *ed, const char *const *texts, int n) {
+    const mk_enc_config *c = &ed->enc_cfg;
+    double H = c->hidden, I = c->inter, NL = c->n_layers;
+    double F = ed->F, R = ed->cfg.R;
+    double lin_tok = NL * 2.0 * (4 * H * H + 2 * H * I);
+    for (int s = 0; s < n; s += CHUNK_SENTENCES) {
+        int m = n - s < CHUNK_SENTENCES ? n - s : CHUNK_SENTENCES, L;
+        int32_t *ids;
+        float *mask;
+        double t0 = now();
+        if (mk_enc_tokenize_with(c, ed->tok, texts + s, m, &ids, &mask, &L)) die("tokenize");
+        a->t_tok += now() - t0;
+        int rows = CHUNK_TOKENS / L > 0 ? CHUNK_TOKENS / L : 1;
+        for (int i0 = 0; i0 < m; i0 += rows) {
+            int k = m - i0 < rows ? m - i0 : rows;
+            for (int i = i0; i < i0 + k; i++) {
+                double Li = 0;
+                for (int t = 0; t < L; t++) Li += mask[(size_t)i * L + t] != 0;
+                a->tok_real += Li;
+                a->enc_lin += Li * lin_tok + 2 * H * H;
+                a->enc_att += NL * 4.0 * Li * Li * H;
+                a->tok_pad += L;
+                a->enc_lin_pad += L * lin_tok + 2 * H * H;
+                a->enc_att_pad += NL * 4.0 * L * L * H;
+            }
+            double mt = (double)k * L, f = mt * lin_tok;
+            a->m_tok_w += mt * f;
+            a->w_tok += f;
+            a->m_sent_w += (double)k * k;
+            a->w_sent += k;
+            a->n_fwd++;
+            /* heads: 2 (F R + R R) per sentence */
+            a->heads += k * 2.0 * (F * R + R * R);
+        }
+        a->sent += m;
+        free(ids);
+        free(mask);
+    }
+}
+
+/* prompt encoder "attn" per value: query_proj 2 R T D, key/value_proj
+ * 2 * 2 R D, MHA in-projections 2 (T + 2) D^2, out-projection 2 T D^2;
+ * the attention itself (one key) 4 T D, negligible */
+static double penc_flops(const mk_editor *ed, int nval) {
+    double R = ed->cfg.R, T = ed->cfg.T, D = ed->cfg.D;
+    return nval * (2 * R * T * D + 4 * R * D + 2 * (T + 2) * D * D + 2 * T * D * D + 4 * T * D);
+}
+
+/* the GEMM shapes one batch runs (M flop-weighted over its forwards) */
+static int batch_shapes(const mk_editor *ed, const account *a, int b, shape *s) {
+    const mk_enc_config *c = &ed->enc_cfg;
+    int H = c->hidden, I = c->inter, F = ed->F, R = ed->cfg.R, T = ed->cfg.T, D = ed->cfg.D;
+    double NL = c->n_layers;
+    int Mt = (int)lround(a->m_tok_w / a->w_tok), Ms = (int)lround(a->m_sent_w / a->w_sent);
+    int n = 0;
+    double tp = a->tok_pad;
+    s[n++] = (shape){Mt, H, H, NL * 4 * 2.0 * tp * H * H, 0};
+    s[n++] = (shape){Mt, H, I, NL * 2.0 * tp * H * I, 0};
+    s[n++] = (shape){Mt, I, H, NL * 2.0 * tp * H * I, 0};
+    s[n++] = (shape){Ms, F, R, a->sent * 2.0 * F * R, 0};
+    s[n++] = (shape){Ms, R, R, a->sent * 2.0 * R * R, 0};
+    /* prompt encoder: chunks of min(ENCODE_CHUNK, CHUNK_VALUES) values */
+    int mv = b < ENCODE_CHUNK ? b : ENCODE_CHUNK;
+    if (mv > CHUNK_VALUES) mv = CHUNK_VALUES;
+    s[n++] = (shape){mv, R, T * D, b * 2.0 * R * T * D, 0};
+    s[n++] = (shape){mv, R, D, b * (2.0 * 2 * R * D + 2.0 * 2 * D * D), 0}; /* kp, vp, in_k, in_v */
+    s[n++] = (shape){mv * T, D, D, b * 2.0 * 2 * T * D * D, 0};             /* in_q, out */
+    return n;
+}
+
+/* mk_matmul_forward GFLOP/s at (M, K, N): median of 3 trials of >= tmin
+ * seconds each; the weight slice moves through wpool (wn floats) every
+ * call so it comes from memory, not cache, as in the real pass */
+static double gemm_rate(int M, int K, int N, const float *wpool, size_t wn, const float *inp,
+                        float *out, double tmin) {
+    size_t wsz = (size_t)K * N, slots = wn / wsz;
+    if (slots < 1) slots = 1;
+    double t[3];
+    size_t it = 0;
+    mk_matmul_forward(out, inp, wpool, NULL, M, K, N); /* warm */
+    for (int r = 0; r < 3; r++) {
+        int calls = 0;
+        double t0 = now(), el;
+        do {
+            mk_matmul_forward(out, inp, wpool + (it++ % slots) * wsz, NULL, M, K, N);
+            calls++;
+            el = now() - t0;
+        } while (el < tmin);
+        t[r] = el / calls;
+    }
+    return 2.0 * M * K * N / median(t, 3) * 1e-9;
+}
+
+/* ---- main ---- */
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: bench_edit [--quick] [--data FILE] [--gpt2 DIR] [--batches LIST] [--reps N] [--keep]\n"
+            "  --quick          tiny encoder/editor, batches 1,10 (smoke test)\n"
+            "  --data FILE      edit requests (default ../shared/datasets/medversa/test.json;\n"
+            "                   generated sentences when absent)\n"
+            "  --gpt2 DIR       GPT-2 vocab.json + merges.txt (default tests/data/tok/gpt2)\n"
+            "  --batches LIST   comma-separated batch sizes (default 1,10,100,1000)\n"
+            "  --reps N         repeats per batch, 1..5 (default 5 up to 10, 3 up to 100, else 1)\n"
+            "  --keep           keep the temp directory\n");
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    int quick = 0, keep = 0, reps_opt = 0;
+    const char *data = "../shared/datasets/medversa/test.json", *gpt2 = "tests/data/tok/gpt2";
+    int batches[MAX_BATCHES] = {1, 10, 100, 1000}, nb = 4;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) {
+            quick = 1;
+        } else if (!strcmp(argv[i], "--keep")) {
+            keep = 1;
+        } else if (!strcmp(argv[i], "--data") && i + 1 < argc) {
+            data = argv[++i];
+        } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+            reps_opt = atoi(argv[++i]);
+            if (reps_opt < 1 || reps_opt > 5) usage();
+        } else if (!strcmp(argv[i], "--gpt2") && i + 1 < argc) {
+            gpt2 = argv[++i];
+        } else if (!strcmp(argv[i], "--batches") && i + 1 < argc) {
+            nb = 0;
+            for (char *p = argv[++i]; *p && nb < MAX_BATCHES;) {
+                batches[nb] = (int)strtol(p, &p, 10);
+                if (batches[nb] <= 0) usage();
+                nb++;
+                if (*p == ',') p++;
+                else if (*p) usage();
+            }
+        } else {
+            usage();
+        }
+    }
+    if (quick && nb == 4) {
+        batches[0] = 1;
+        batches[1] = 10;
+        nb = 2;
+    }
+    int bmax = 0;
+    for (int i = 0; i < nb; i++) bmax = batches[i] > bmax ? batches[i] : bmax;
+
+    char tmp[] = "/tmp/bench_edit.XXXXXX", encdir[64], kbpath[64];
+    if (!mkdtemp(tmp)) {
+        perror("bench_edit: mkdtemp");
+        return 1;
+    }
+    snprintf(encdir, sizeof encdir, "%s/enc", tmp);
+    snprintf(kbpath, sizeof kbpath, "%s/kb.sqlite", tmp);
+    mkdir(encdir, 0700);
+
+    double t0 = now();
+    int real_bpe = 0;
+    int V = write_tokenizer(encdir, gpt2, &real_bpe);
+    mk_enc_config ec = {MK_ENC_ROBERTA, 50265, 768, 12, 12, 3072, 514, 1, 1, 1e-5f};
+    if (quick) {
+        ec.hidden = 64;
+        ec.n_layers = 2;
+        ec.n_heads = 4;
+        ec.inter = 256;
+    }
+    if (ec.vocab < V) ec.vocab = V;
+    write_encoder(encdir, &ec);
+    double t_write = now() - t0;
+
+    mk_editor_config cfg;
+    mk_editor_config_default(&cfg);
+    cfg.kind = MK_PENC_ATTN;
+    cfg.R = quick ? 256 : 4096;
+    cfg.D = quick ? 256 : 4096;
+    cfg.T = 3;
+    cfg.NH = 8;
+    cfg.P = 10;
+    mk_editor *ed;
+    t0 = now();
+    if (mk_editor_init(&cfg, encdir, &ed)) die("mk_editor_init");
+    double t_init = now() - t0;
+    char fp[64];
+    snprintf(fp, sizeof fp, "%s", mk_editor_fingerprint(ed));
+
+    reqset rs;
+    const char *src = load_requests(&rs, data, bmax);
+    mk_kb *kb;
+    if (mk_kb_open(kbpath, MK_KB_CREATE, &kb)) die("mk_kb_open");
+
+    int R = cfg.R, T = cfg.T, D = cfg.D;
+    size_t TD = (size_t)T * D;
+    printf("bench_edit: threads %d, load %.2f, encoder H %d NL %d NH %d I %d (vocab %d%s), "
+           "%.1fM encoder params, editor %.1fM params (R %d, D %d, T %d, NH %d, P %d, attn)\n",
+           mk_num_threads(), loadavg(), ec.hidden, ec.n_layers, ec.n_heads, ec.inter, ec.vocab,
+           real_bpe ? ", GPT-2 BPE" : ", BYTE-LEVEL ONLY: no merges, one token per byte",
+           mk_enc_n_params(&ec) / 1e6, ed->n_params / 1e6, R, D, T, cfg.NH, cfg.P);
+    printf("setup: encoder written in %.1f s (%s), editor init %.1f s; requests: %s (%d)\n",
+           t_write, encdir, t_init, src, rs.n);
+
+    float *keys = xmalloc((size_t)bmax * R * sizeof(float));
+    float *prompts = xmalloc((size_t)bmax * TD * sizeof(float));
+    float *vals = xmalloc((size_t)ENCODE_CHUNK * R * sizeof(float));
+    mk_edit_request *reqs = xmalloc((size_t)bmax * sizeof *reqs);
+    const char **pr = xmalloc((size_t)bmax * sizeof *pr), **tg = xmalloc((size_t)bmax * sizeof *tg);
+
+    /* GEMM measurement buffers: weights from the prompt encoder's
+     * query_proj (T D x R floats, the largest block), inputs random */
+    const float *wpool = ed->p.pe.qp_w;
+    size_t wn = TD * (size_t)R;
+    size_t in_n = (size_t)8 << 20, out_n = (size_t)8 << 20;
+    float *gin = xmalloc(in_n * sizeof(float)), *gout = xmalloc(out_n * sizeof(float));
+    for (size_t i = 0; i < in_n; i++) gin[i] = urand();
+
+    /* warm-up: page faults, OpenMP team, tokenizer cache */
+    for (int i = 0; i < 2 && i < rs.n; i++) {
+        pr[i] = rs.prompt[i];
+        tg[i] = rs.target[i];
+    }
+    if (mk_editor_keys(ed, pr, 1, keys) || mk_editor_values(ed, pr, tg, 1, vals) ||
+        mk_editor_prompts(ed, vals, 1, prompts))
+        die("warm-up");
+
+    typedef struct {
+        int b, reps;
+        double enc, keys, values, prompts, insert, cpu, minflt, load;
+        account acc;
+        double flops, flops_pad, f_gemm, t_gemm, t_gemm_enc, t_gemm_heads, t_gemm_penc;
+        shape s[MAX_SHAPES];
+        int ns;
+    } result;
+    result res[MAX_BATCHES];
+    int off = 0;
+    for (int bi = 0; bi < nb; bi++) {
+        int b = batches[bi];
+        int reps = reps_opt ? reps_opt : b <= 10 ? 5 : b <= 100 ? 3 : 1;
+        double tk[5], tv[5], tp[5], te[5], ti[5], tc[5], tf[5];
+        result *o = &res[bi];
+        memset(o, 0, sizeof *o);
+        o->b = b;
+        o->reps = reps;
+        account *acc = &o->acc;
+        for (int r = 0; r < reps; r++) {
+            if (off + b > rs.n) off = 0;
+            for (int i = 0; i < b; i++) {
+                pr[i] = rs.prompt[off + i];
+                tg[i] = rs.target[off + i];
+                memset(&reqs[i], 0, sizeof reqs[i]);
+                reqs[i].prompt = rs.prompt[off + i];
+                reqs[i].target_new = rs.target[off + i];
+            }
+            off += b;
+            /* as mk_session_encode: chunks of ENCODE_CHUNK requests */
+            double sk = 0, sv = 0, sp = 0;
+            struct rusage u0, u1;
+            getrusage(RUSAGE_SELF, &u0);
+            for (int i0 = 0; i0 < b; i0 += ENCODE_CHUNK) {
+                int m = b - i0 < ENCODE_CHUNK ? b - i0 : ENCODE_CHUNK;
+                double a = now();
+                if (mk_editor_keys(ed, pr + i0, m, keys + (size_t)i0 * R)) die("keys");
+                double bb = now();
+                if (mk_editor_values(ed, pr + i0, tg + i0, m, vals)) die("values");
+                double cc = now();
+                if (mk_editor_prompts(ed, vals, m, prompts + (size_t)i0 * TD)) die("prompts");
+                double dd = now();
+                sk += bb - a;
+                sv += cc - bb;
+                sp += dd - cc;
+            }
+            getrusage(RUSAGE_SELF, &u1);
+            tk[r] = sk;
+            tv[r] = sv;
+            tp[r] = sp;
+            te[r] = sk + sv + sp;
+            tc[r] = cpu_of(&u1) - cpu_of(&u0);
+            tf[r] = (double)(u1.ru_minflt - u0.ru_minflt);
+            mk_kb_vectors vec = {fp, R, T, D, keys, prompts};
+            mk_kb_insert_args ia;
+            memset(&ia, 0, sizeof ia);
+            ia.author = "bench_edit";
+            ia.reason = "benchmark";
+            ia.vec = &vec;
+            int64_t batch_id;
+            double a = now();
+            if (mk_kb_insert(kb, reqs, b, &ia, &batch_id, NULL)) die("mk_kb_insert");
+            ti[r] = now() - a;
+            /* FLOP accounting from the first repeat's texts (tokenised
+             * again here, outside the timed encode) */
+            if (r == 0) {
+                for (int i0 = 0; i0 < b; i0 += ENCODE_CHUNK) {
+                    int m = b - i0 < ENCODE_CHUNK ? b - i0 : ENCODE_CHUNK;
+                    char **ks = xmalloc((size_t)m * sizeof *ks);
+                    for (int i = 0; i < m; i++) ks[i] = mk_knowledge_sentence(pr[i0 + i], tg[i0 + i]);
+                    account_texts(acc, ed, pr + i0, m);
+                    account_texts(acc, ed, (const char *const *)ks, m);
+                    for (int i = 0; i < m; i++) free(ks[i]);
+                    free(ks);
+                }
+            }
+        }
+        o->keys = median(tk, reps);
+        o->values = median(tv, reps);
+        o->prompts = median(tp, reps);
+        o->enc = median(te, reps);
+        o->insert = median(ti, reps);
+        o->cpu = median(tc, reps);
+        o->minflt = median(tf, reps);
+        acc->penc = penc_flops(ed, b);
+        o->flops = acc->enc_lin + acc->enc_att + acc->heads + acc->penc;
+        o->flops_pad = acc->enc_lin_pad + acc->enc_att_pad + acc->heads + acc->penc;
+
+        /* the GEMM rate on this batch's shapes, now */
+        o->ns = batch_shapes(ed, acc, b, o->s);
+        for (int k = 0; k < o->ns; k++) {
+            shape *sh = &o->s[k];
+            if ((size_t)sh->M * sh->K > in_n || (size_t)sh->M * sh->N > out_n) {
+                fprintf(stderr, "bench_edit: shape %dx%dx%d too large for the buffers\n", sh->M,
+                        sh->K, sh->N);
+                return 1;
+            }
+            sh->rate = gemm_rate(sh->M, sh->K, sh->N, wpool, wn, gin, gout, quick ? 0.02 : 0.15);
+            double t = sh->flops / (sh->rate * 1e9);
+            o->t_gemm += t;
+            o->f_gemm += sh->flops;
+            if (k < 3) o->t_gemm_enc += t;
+            else if (k < 5) o->t_gemm_heads += t;
+            else o->t_gemm_penc += t;
+        }
+        o->load = loadavg();
+        fprintf(stderr, "batch %d: %.3f s encode (%.2f edits/s), %.1f%% of the GEMM rate, load %.2f\n",
+                b, o->enc, b / o->enc, 100 * (o->flops / o->enc) / (o->f_gemm / o->t_gemm),
+                o->load);
+    }
+
+    printf("\nThroughput (medians; encode = mk_editor_keys + mk_editor_values + "
+           "mk_editor_prompts in chunks of %d as mk_session_encode; KB insert = mk_kb_insert of "
+           "the batch with its vectors):\n\n"
+           "| batch | reps | encode s/batch | edits/s (encode) | keys s | values s | prompts s | "
+           "KB insert s | edits/s (encode + insert) | CPU share | page faults/edit | load |\n"
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+           ENCODE_CHUNK);
+    for (int bi = 0; bi < nb; bi++) {
+        result *o = &res[bi];
+        printf("| %d | %d | %.3f | %.2f | %.3f | %.3f | %.3f | %.4f | %.2f | %.0f%% | %.0f | %.2f |\n",
+               o->b, o->reps, o->enc, o->b / o->enc, o->keys, o->values, o->prompts, o->insert,
+               o->b / (o->enc + o->insert), 100 * o->cpu / (o->enc * mk_num_threads()),
+               o->minflt / o->b, o->load);
+    }
+    printf("\nFLOPs and the GEMM rate (useful = real tokens; executed = padded tokens, what the "
+           "kernels compute; GEMM rate = mk_matmul_forward on this batch's shapes, measured "
+           "right after it):\n\n"
+           "| batch | tokens/sentence real (padded) | GFLOP/edit useful (executed) | "
+           "achieved GFLOP/s useful (executed) | GEMM rate GFLOP/s | ratio useful (executed) | "
+           "GEMM-only s: encoder / heads / prompt enc | measured s: tokenize / keys+values / prompts |\n"
+           "|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int bi = 0; bi < nb; bi++) {
+        result *o = &res[bi];
+        account *c = &o->acc;
+        double grate = o->f_gemm / o->t_gemm * 1e-9;
+        double au = o->flops / o->enc * 1e-9, ae = o->flops_pad / o->enc * 1e-9;
+        printf("| %d | %.1f (%.1f) | %.2f (%.2f) | %.1f (%.1f) | %.1f | %.0f%% (%.0f%%) | "
+               "%.3f / %.3f / %.3f | %.3f / %.3f / %.3f |\n",
+               o->b, c->tok_real / c->sent, c->tok_pad / c->sent, o->flops / o->b * 1e-9,
+               o->flops_pad / o->b * 1e-9, au, ae, grate, 100 * au / grate, 100 * ae / grate,
+               o->t_gemm_enc, o->t_gemm_heads, o->t_gemm_penc, c->t_tok, o->keys + o->values,
+               o->prompts);
+    }
+    printf("\nFLOPs per batch (G) and the GEMM shapes (M x K x N: GFLOP/s of mk_matmul_forward):\n\n");
+    for (int bi = 0; bi < nb; bi++) {
+        result *o = &res[bi];
+        account *c = &o->acc;
+        printf("- batch %d: encoder linear %.2f (padded %.2f), encoder attention %.3f (padded "
+               "%.3f), heads %.2f, prompt encoder %.2f; %d encoder forwards;",
+               o->b, c->enc_lin * 1e-9, c->enc_lin_pad * 1e-9, c->enc_att * 1e-9,
+               c->enc_att_pad * 1e-9, c->heads * 1e-9, c->penc * 1e-9, c->n_fwd);
+        for (int k = 0; k < o->ns; k++)
+            printf(" %dx%dx%d: %.1f%s", o->s[k].M, o->s[k].K, o->s[k].N, o->s[k].rate,
+                   k + 1 < o->ns ? "," : "\n");
+    }
+    fflush(stdout);
+
+    mk_kb_close(kb);
+    for (int i = 0; i < rs.n; i++) {
+        free(rs.prompt[i]);
+        free(rs.target[i]);
+    }
+    free(rs.prompt);
+    free(rs.target);
+    free(keys);
+    free(prompts);
+    free(vals);
+    free(reqs);
+    free(pr);
+    free(tg);
+    free(gin);
+    free(gout);
+    mk_editor_free(ed);
+    if (!keep) {
+        static const char *files[] = {"enc/config.json", "enc/model.safetensors",
+                                      "enc/vocab.json", "enc/merges.txt", "kb.sqlite",
+                                      "kb.sqlite-wal", "kb.sqlite-shm", "enc", NULL};
+        char path[128];
+        for (int i = 0; files[i]; i++) {
+            snprintf(path, sizeof path, "%s/%s", tmp, files[i]);
+            remove(path);
+        }
+        if (remove(tmp)) fprintf(stderr, "bench_edit: could not remove %s\n", tmp);
+    } else {
+        printf("kept %s\n", tmp);
+    }
+    return 0;
+}
