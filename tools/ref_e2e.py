@@ -655,6 +655,37 @@ def gap_ok(d):
     return d["gap"] >= GAP_MIN * max(1.0, abs(d["sims"][0]) if d["sims"] else abs(d["proto_sim"]))
 
 
+def write_cli_tsv(ref):
+    """cli.tsv for tests/cli_e2e.sh (no JSON parser needed in the shell):
+    "revert<TAB>id", then one line per `medrek ask` (attn editor, top-1):
+    phase, question, expected edit id (0 = none passes the prototype),
+    its similarity, the prototype similarity, whether the greedy answers
+    are safe to compare (no near-tie step, no newline byte), answer bytes
+    and unedited bytes as hex, the retrieved edit's prompt and target."""
+    e = ref["editors"]["attn"]
+    ans = {a["question"]: a for a in e["answers"]}
+    lines = ["revert\t%d" % e["revert"]]
+    for phase, qlist, dkey, akey in (("before", e["cli_questions"], "top1", "answer"),
+                                     ("after", e["cli_after_revert"], "top1_after_revert",
+                                      "after_revert")):
+        for b in qlist:
+            d = e[dkey][b]
+            a = ans[b]
+            cmp_ok = all(a[k]["min_gap"] >= 1e-3 and "0a" not in
+                         [a[k]["hex"][i:i + 2] for i in range(0, len(a[k]["hex"]), 2)]
+                         for k in (akey, "unedited"))
+            text = ref["questions"][b]["text"]
+            assert "\t" not in text
+            lines.append("\t".join([phase, text, str(d["kept"][0] if d["kept"] else 0),
+                                     "%.6f" % (d["sims"][0] if d["kept"] else 0.0),
+                                     "%.6f" % d["proto_sim"], "1" if cmp_ok else "0",
+                                     a[akey]["hex"], a["unedited"]["hex"],
+                                     ref["edits"][d["kept"][0] - 1]["prompt"] if d["kept"] else "",
+                                     ref["edits"][d["kept"][0] - 1]["target_new"] if d["kept"] else ""]))
+    with open(os.path.join(OUT, "cli.tsv"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def main():
     import random
     os.makedirs(OUT, exist_ok=True)
@@ -760,6 +791,7 @@ def main():
                e["min_rel_gap"], len(cases)), file=sys.stderr)
         print("   top-1:", "".join("+" if d["kept"] == [q["edit"]] else "0" if not d["kept"] else "x"
                                 for q, d in zip(qs, t1)), file=sys.stderr)
+    write_cli_tsv(ref)
     write_safetensors(os.path.join(OUT, "ref.safetensors"), tens)
     with open(os.path.join(OUT, "ref.json"), "w") as f:
         json.dump(ref, f, indent=1)

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# cli_e2e.sh - `medrek edit` then `medrek ask` end to end, against the
+# PyTorch reference tools/ref_e2e.py wrote (tests/data/e2e/cli.tsv):
+# the 61 edit requests go into a fresh knowledge base; for each question
+# `medrek ask --compare` must print the retrieved edit id and similarity
+# (or that none passed the prototype), the prototype similarity, and the
+# greedy answers with and without the injected prompts, as torch computed
+# them; then `medrek kb revert` of the edit most questions retrieve, and
+# the questions that retrieved it are asked again.
+# Usage: bash tests/cli_e2e.sh path/to/medrek   (run from the repository root)
+set -u
+export LC_ALL=C
+M=${1:?usage: cli_e2e.sh path/to/medrek}
+D=tests/data/e2e
+LLM=tests/data/llama/a.gguf
+ED=$D/editor_attn.safetensors
+TOL=0.00015 # printed with 4 decimals: rounding (5e-5) + float32 vs float64 (< 3e-5)
+tmp=$(mktemp -d /tmp/mk_cli_e2e.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+KB=$tmp/kb.db
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL: $*" >&2
+}
+# near A B: |A - B| <= TOL
+near() { awk -v a="$1" -v b="$2" -v t="$TOL" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }'; }
+hexof() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+
+# ---- medrek edit
+if "$M" edit --kb "$KB" --model "$LLM" --editor "$ED" --file "$D/edits.jsonl" \
+    --author cli_e2e --reason "end-to-end check" >"$tmp/edit.out" 2>"$tmp/edit.err"; then
+    ok
+else
+    bad "medrek edit exited non-zero: $(cat "$tmp/edit.err")"
+fi
+if grep -q '^added 61 edits as batch 1: ids 1\.\.61$' "$tmp/edit.out"; then ok; else
+    bad "medrek edit did not report 61 edits with ids 1..61: $(cat "$tmp/edit.out")"
+fi
+
+# ask QUESTION WANT_ID WANT_SIM WANT_PROTO CMP ANSWER_HEX UNEDITED_HEX N_ACTIVE PROMPT TARGET
+ask() {
+    local q=$1 want=$2 wsim=$3 wproto=$4 cmp=$5 ahex=$6 uhex=$7 nact=$8 wp=$9 wt=${10} out
+    out=$("$M" ask --kb "$KB" --model "$LLM" --editor "$ED" --prompt "$q" --compare \
+        --max-tokens 8 2>"$tmp/ask.err") || {
+        bad "ask \"$q\": exit non-zero: $(cat "$tmp/ask.err")"
+        return
+    }
+    local kbl proto
+    kbl=$(grep -a '^knowledge base: ' <<<"$out")
+    proto=$(sed -n 's/^knowledge base: .*prototype similarity \([-0-9.]*\)$/\1/p' <<<"$kbl")
+    if grep -q "^knowledge base: $nact active edits;" <<<"$kbl"; then ok; else
+        bad "ask \"$q\": expected $nact active edits: $kbl"
+    fi
+    if [ -n "$proto" ] && near "$proto" "$wproto"; then ok; else
+        bad "ask \"$q\": prototype similarity '$proto', reference $wproto"
+    fi
+    local line id sim
+    line=$(grep -a '^retrieved: ' <<<"$out" | head -n 1)
+    if [ "$want" = 0 ]; then
+        if grep -q '^retrieved: none passed the prototype' <<<"$line"; then ok; else
+            bad "ask \"$q\": reference retrieves nothing (prototype wins), medrek printed: $line"
+        fi
+    else
+        id=$(sed -n 's/^retrieved: edit \([0-9]*\) similarity \([-0-9.]*\) margin .*/\1/p' <<<"$line")
+        sim=$(sed -n 's/^retrieved: edit \([0-9]*\) similarity \([-0-9.]*\) margin .*/\2/p' <<<"$line")
+        if [ "$id" = "$want" ]; then ok; else
+            bad "ask \"$q\": reference retrieves edit $want, medrek printed: $line"
+        fi
+        if [ -n "$sim" ] && near "$sim" "$wsim"; then ok; else
+            bad "ask \"$q\": similarity '$sim', reference $wsim"
+        fi
+        if grep -qxF "  prompt: $wp" <<<"$out" && grep -qxF "  target: $wt" <<<"$out"; then ok; else
+            bad "ask \"$q\": the retrieved edit's prompt/target are not shown as \"$wp\" -> \"$wt\""
+        fi
+    fi
+    if [ "$cmp" = 1 ]; then
+        local a u
+        a=$(grep -a '^answer: ' <<<"$out" | head -n 1)
+        u=$(grep -a '^unedited: ' <<<"$out" | head -n 1)
+        if [ "$(hexof "${a#answer: }")" = "$ahex" ]; then ok; else
+            bad "ask \"$q\": answer with the retrieved prompts differs from torch's greedy answer: $a"
+        fi
+        if [ "$(hexof "${u#unedited: }")" = "$uhex" ]; then ok; else
+            bad "ask \"$q\": unedited answer differs from torch's: $u"
+        fi
+        # the injected prompts change the input: a kept edit should show in the answer
+        # (not asserted: a random model may give the same text either way)
+    fi
+}
+
+revert=$(awk -F'\t' '$1 == "revert" { print $2 }' "$D/cli.tsv")
+n_before=0
+n_after=0
+while IFS=$'\t' read -r phase q want wsim wproto cmp ahex uhex wp wt; do
+    [ "$phase" = before ] || continue
+    n_before=$((n_before + 1))
+    ask "$q" "$want" "$wsim" "$wproto" "$cmp" "$ahex" "$uhex" 61 "$wp" "$wt"
+done <"$D/cli.tsv"
+
+# ---- medrek kb revert, then ask again
+if "$M" kb revert "$revert" --kb "$KB" --author cli_e2e --reason "end-to-end check" \
+    >"$tmp/rev.out" 2>"$tmp/rev.err"; then ok; else
+    bad "medrek kb revert $revert: $(cat "$tmp/rev.err")"
+fi
+while IFS=$'\t' read -r phase q want wsim wproto cmp ahex uhex wp wt; do
+    [ "$phase" = after ] || continue
+    n_after=$((n_after + 1))
+    [ "$want" != "$revert" ] || bad "reference retrieves the reverted edit $revert after the revert"
+    ask "$q" "$want" "$wsim" "$wproto" "$cmp" "$ahex" "$uhex" 60 "$wp" "$wt"
+done <"$D/cli.tsv"
+[ "$n_before" -ge 5 ] && [ "$n_after" -ge 1 ] && ok || bad "cli.tsv has too few questions ($n_before, $n_after)"
+
+echo "cli_e2e: $n_before questions before and $n_after after reverting edit $revert"
+echo "cli_e2e: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
