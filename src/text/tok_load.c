@@ -32,6 +32,7 @@
 
 #define TOK_MAX_FILE ((size_t)1 << 30) /* 1 GiB: far above any real tokenizer */
 #define TOK_MAX_VOCAB (1 << 24)
+#define TOK_MAX_MERGED 256 /* bytes: longest GGUF "llama" piece reachable by merges */
 
 static const char SPM_SPACE[] = "\xE2\x96\x81"; /* "▁" */
 
@@ -96,15 +97,19 @@ static int add_merge_text(mk_tokenizer *t, const char *a, size_t al, const char 
 }
 
 /* Vocabulary object {"piece": id, ...} into t (before tok_finish). */
-static int load_vocab_obj(mk_tokenizer *t, const cJSON *vocab, const char *label) {
+/* ids must be dense, so none can reach the number of entries (max_ids):
+ * checked here so a hostile id cannot make us allocate for 16M tokens */
+static int load_vocab_obj(mk_tokenizer *t, const cJSON *vocab, int64_t max_ids, const char *label) {
     if (!cJSON_IsObject(vocab))
         return mk_fail(MK_ERR_FORMAT, "%s: the vocabulary is not a JSON object", label);
     const cJSON *e;
+    if (max_ids > TOK_MAX_VOCAB) max_ids = TOK_MAX_VOCAB;
     cJSON_ArrayForEach(e, vocab) {
         int64_t id;
-        if (!e->string || json_int(e, 0, TOK_MAX_VOCAB - 1, &id))
+        if (!e->string || json_int(e, 0, max_ids - 1, &id))
             return mk_fail(MK_ERR_FORMAT, "%s: vocabulary entry \"%.40s\" has no valid id "
-                           "(an integer 0..%d)", label, e->string ? e->string : "", TOK_MAX_VOCAB - 1);
+                           "(ids run 0..%lld without gaps)", label, e->string ? e->string : "",
+                           (long long)max_ids - 1);
         int rc = tok_set_piece(t, (int32_t)id, e->string, strlen(e->string), label);
         if (rc) return rc;
     }
@@ -168,7 +173,7 @@ int mk_tok_load_vocab_merges_mem(const char *vocab_json, size_t vocab_len, const
     if (!root) return mk_fail(MK_ERR_FORMAT, "%s: vocab.json is not valid JSON", label);
     t = tok_new(TOK_BYTE_LEVEL);
     if (!t) { rc = mk_fail(MK_ERR_NOMEM, "%s: out of memory", label); goto fail; }
-    if ((rc = load_vocab_obj(t, root, label))) goto fail;
+    if ((rc = load_vocab_obj(t, root, cJSON_GetArraySize(root), label))) goto fail;
     if ((rc = check_dense(t, label))) goto fail;
     t->split = SPLIT_GPT2;
     if ((rc = tok_index(t, label))) goto fail;
@@ -437,9 +442,11 @@ int mk_tok_load_json_mem(const char *json, size_t len, const char *label, mk_tok
         rc = mk_fail(MK_ERR_UNSUPPORTED, "%s: a regex Split without ByteLevel is not supported", label);
         goto fail;
     }
-    if ((rc = load_vocab_obj(t, cJSON_GetObjectItemCaseSensitive(model, "vocab"), label))) goto fail;
     /* added tokens: may extend the vocabulary or re-mark model tokens */
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), *e;
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    int64_t max_ids = (int64_t)cJSON_GetArraySize(vocab) + (cJSON_IsArray(added) ? cJSON_GetArraySize(added) : 0);
+    if ((rc = load_vocab_obj(t, vocab, max_ids, label))) goto fail;
     if (added && !cJSON_IsArray(added) && !cJSON_IsNull(added)) {
         rc = mk_fail(MK_ERR_FORMAT, "%s: added_tokens is not an array", label);
         goto fail;
@@ -447,7 +454,8 @@ int mk_tok_load_json_mem(const char *json, size_t len, const char *label, mk_tok
     cJSON_ArrayForEach(e, added) {
         int64_t id;
         const char *content = json_str(e, "content");
-        if (!content || json_int(cJSON_GetObjectItemCaseSensitive(e, "id"), 0, TOK_MAX_VOCAB - 1, &id)) {
+        if (!content || json_int(cJSON_GetObjectItemCaseSensitive(e, "id"), 0,
+                                 (max_ids < TOK_MAX_VOCAB ? max_ids : TOK_MAX_VOCAB) - 1, &id)) {
             rc = mk_fail(MK_ERR_FORMAT, "%s: an added token lacks content or a valid id", label);
             goto fail;
         }
@@ -695,6 +703,9 @@ int mk_tok_from_gguf(const mk_gguf *g, mk_tokenizer **out) {
             if (t->attr[i] & (TA_NOMERGE | TA_SPECIAL)) continue;
             const char *p = t->blob + t->off[i];
             size_t pl = t->plen[i];
+            /* longer pieces are never merge results: bounds the work on a
+               hostile file (real SentencePiece pieces are <= 16 characters) */
+            if (pl > TOK_MAX_MERGED) continue;
             for (size_t k = 1; k < pl; k++) {
                 if (((uint8_t)p[k] & 0xC0) == 0x80) continue; /* inside a character */
                 int32_t a = tok_find(t, p, k), b = tok_find(t, p + k, pl - k);

@@ -21,6 +21,9 @@
  *  - bos/eos/pad: GGUF ids, else the template's first token (BOS), else
  *    well-known names (<s>, <|begin_of_text|>, <|endoftext|>; </s>,
  *    <|end_of_text|>, <|endoftext|>; <pad>, [PAD]).
+ *  - GGUF "llama" (score) vocabularies: merges are derived from the scores
+ *    (every split of a piece into two pieces; higher score first); pieces
+ *    over 256 bytes are never merge results.
  *  - A tokenizer may be shared by threads: encode() only touches its
  *    pre-token cache, under a try-lock (a thread that cannot take it goes
  *    on without the shared cache).
