@@ -371,6 +371,9 @@ static void test_gpt2_specials(void) {
     CHECK(mk_tok_decode(t, &badid, 1, 0, &out, &len) == MK_ERR_RANGE);
     CHECK(mk_tok_piece(t, 262, &len) && len == 5);
     CHECK(mk_tok_piece(t, -1, &len) == NULL);
+    const char *tb = mk_tok_token_bytes(t, 262, &len); /* "Ġthe" */
+    CHECK(tb && len == 4 && !memcmp(tb, " the", 4));
+    CHECK(mk_tok_token_bytes(t, 50257, &len) == NULL && len == 0);
     /* a long run without spaces goes through the heap merge */
     char *big = malloc(200001);
     for (int i = 0; i < 200000; i++) big[i] = "abcdefghij"[rnd() % 10];
@@ -418,6 +421,9 @@ static void test_spm_specials(void) {
         bytes += p && pl == 6 && !memcmp(p, "<0x", 3);
     }
     CHECK(bytes == 3);
+    size_t tl;
+    const char *tb = mk_tok_token_bytes(t, a[0], &tl); /* <0xE6> */
+    CHECK(tb && tl == 1 && (uint8_t)tb[0] == 0xE6);
     free(a);
     test_random_bytes(t, "spm random bytes (byte fallback)", 1);
     mk_tok_free(t);
@@ -730,8 +736,8 @@ static void test_bad_files(void) {
         "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-1}}}",
         "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0.5}}}",
         "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"pre_tokenizer\":{\"type\":\"Digits\"}}",
-        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"pre_tokenizer\":{\"type\":\"Split\","
-        "\"pattern\":{\"Regex\":\"(\"},\"behavior\":\"Isolated\"}}",
+        ("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"pre_tokenizer\":{\"type\":\"Split\","
+         "\"pattern\":{\"Regex\":\"(\"},\"behavior\":\"Isolated\"}}"),
         "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"added_tokens\":[{\"id\":0,\"content\":\"b\"}]}",
         "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}},\"normalizer\":{\"type\":\"NFKC\"}}",
     };

@@ -903,6 +903,15 @@ const char *mk_tok_piece(const mk_tokenizer *t, int32_t id, size_t *len) {
     return t->blob + t->off[id];
 }
 
+const char *mk_tok_token_bytes(const mk_tokenizer *t, int32_t id, size_t *len) {
+    if (!t || id < 0 || id >= t->n_vocab || t->off[id] == UINT32_MAX) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = t->dlen[id];
+    return t->dblob + t->doff[id];
+}
+
 int32_t mk_tok_id(const mk_tokenizer *t, const char *piece) {
     return t && piece ? tok_find(t, piece, strlen(piece)) : -1;
 }

@@ -68,6 +68,12 @@ int mk_tok_encode(const mk_tokenizer *t, const char *text, size_t len, int flags
 int mk_tok_decode(const mk_tokenizer *t, const int32_t *ids, size_t n, int skip_special,
                   char **out, size_t *len);
 
+/* The bytes one id stands for in decoded text ("Ġthe" -> " the", "▁the" ->
+ * " the", "<0x0A>" -> "\n", special tokens: their text), for printing
+ * tokens as they are generated. No dummy-prefix strip (decode does that).
+ * NULL (and *len 0) for an id outside the vocabulary. */
+const char *mk_tok_token_bytes(const mk_tokenizer *t, int32_t id, size_t *len);
+
 size_t mk_tok_n_vocab(const mk_tokenizer *t);
 /* The vocabulary entry of id (as stored: "Ġthe", "▁the", "<0x0A>"). */
 const char *mk_tok_piece(const mk_tokenizer *t, int32_t id, size_t *len);
