@@ -5,7 +5,9 @@
 # `medrek ask --compare` must print the retrieved edit id and similarity
 # (or that none passed the prototype), the prototype similarity, and the
 # greedy answers with and without the injected prompts, as torch computed
-# them; then `medrek kb revert` of the edit most questions retrieve, and
+# them (also with --retrieve-k 3: every kept edit in rank order, and the
+# answer with their 3*T prompt vectors); then `medrek kb revert` of the
+# edit most questions retrieve, and
 # the questions that retrieved it are asked again.
 # Usage: bash tests/cli_e2e.sh path/to/medrek   (run from the repository root)
 set -u
@@ -100,6 +102,41 @@ while IFS=$'\t' read -r phase q want wsim wproto cmp ahex uhex wp wt; do
     ask "$q" "$want" "$wsim" "$wproto" "$cmp" "$ahex" "$uhex" 61 "$wp" "$wt"
 done <"$D/cli.tsv"
 
+# ---- --retrieve-k 3: every kept edit, in rank order, and the answer with k*T prompts
+n_top3=0
+while IFS=$'\t' read -r phase q wids wsims wproto cmp ahex; do
+    [ "$phase" = top3 ] || continue
+    n_top3=$((n_top3 + 1))
+    out=$("$M" ask --kb "$KB" --model "$LLM" --editor "$ED" --prompt "$q" --retrieve-k 3 \
+        --max-tokens 8 2>"$tmp/ask.err") || {
+        bad "ask --retrieve-k 3 \"$q\": exit non-zero: $(cat "$tmp/ask.err")"
+        continue
+    }
+    ids=$(sed -n 's/^retrieved: edit \([0-9]*\) similarity .*/\1/p' <<<"$out" | paste -sd, -)
+    sims=$(sed -n 's/^retrieved: edit [0-9]* similarity \([-0-9.]*\) margin .*/\1/p' <<<"$out")
+    if [ "$ids" = "$wids" ]; then ok; else
+        bad "ask --retrieve-k 3 \"$q\": retrieved edits '$ids', reference '$wids'"
+    fi
+    i=0
+    IFS=, read -ra want_sims <<<"$wsims"
+    while read -r sv; do
+        if [ -n "$sv" ] && [ $i -lt ${#want_sims[@]} ] && near "$sv" "${want_sims[$i]}"; then ok; else
+            bad "ask --retrieve-k 3 \"$q\": similarity $((i + 1)) '$sv', reference ${want_sims[$i]:-none}"
+        fi
+        i=$((i + 1))
+    done <<<"$sims"
+    proto=$(sed -n 's/^knowledge base: .*prototype similarity \([-0-9.]*\)$/\1/p' <<<"$out")
+    if [ -n "$proto" ] && near "$proto" "$wproto"; then ok; else
+        bad "ask --retrieve-k 3 \"$q\": prototype similarity '$proto', reference $wproto"
+    fi
+    if [ "$cmp" = 1 ]; then
+        a=$(grep -a '^answer: ' <<<"$out" | head -n 1)
+        if [ "$(hexof "${a#answer: }")" = "$ahex" ]; then ok; else
+            bad "ask --retrieve-k 3 \"$q\": answer differs from torch's greedy answer with the top-3 prompts: $a"
+        fi
+    fi
+done <"$D/cli.tsv"
+
 # ---- medrek kb revert, then ask again
 if "$M" kb revert "$revert" --kb "$KB" --author cli_e2e --reason "end-to-end check" \
     >"$tmp/rev.out" 2>"$tmp/rev.err"; then ok; else
@@ -111,8 +148,9 @@ while IFS=$'\t' read -r phase q want wsim wproto cmp ahex uhex wp wt; do
     [ "$want" != "$revert" ] || bad "reference retrieves the reverted edit $revert after the revert"
     ask "$q" "$want" "$wsim" "$wproto" "$cmp" "$ahex" "$uhex" 60 "$wp" "$wt"
 done <"$D/cli.tsv"
-[ "$n_before" -ge 5 ] && [ "$n_after" -ge 1 ] && ok || bad "cli.tsv has too few questions ($n_before, $n_after)"
+[ "$n_before" -ge 5 ] && [ "$n_after" -ge 1 ] && [ "$n_top3" -ge 1 ] && ok ||
+    bad "cli.tsv has too few questions ($n_before, $n_top3, $n_after)"
 
-echo "cli_e2e: $n_before questions before and $n_after after reverting edit $revert"
+echo "cli_e2e: $n_before questions (and $n_top3 with --retrieve-k 3) before and $n_after after reverting edit $revert"
 echo "cli_e2e: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

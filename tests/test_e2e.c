@@ -9,8 +9,9 @@
  *     prototype key against torch; inserted with mk_kb_insert and reloaded
  *     (the stored vectors are the encoded ones, bit for bit);
  *   - 24 questions: queries and all (N+1) similarities against torch;
- *     retrieval decisions with top-1 and top-3 (kept edit ids, in order)
- *     exactly, their similarities, the prototype and best similarity;
+ *     retrieval decisions with top-1 and top-3, with and without a min_sim
+ *     (kept edit ids, in order) exactly, their similarities, the
+ *     prototype and best similarity;
  *   - logits of the question tokens with the retrieved prompt vectors
  *     prepended (mk_retr_gather + mk_llama_forward) against torch;
  *   - greedy answers (mk_session_answer) byte for byte where the reference
@@ -154,9 +155,11 @@ static void check_tokens(ctx *c) {
 }
 
 /* retrieval with top_k against the reference decisions `key` */
-static void check_decisions(ctx *c, int top_k, const char *key, mk_retr_result *res) {
+static void check_decisions(ctx *c, int top_k, float min_sim, const char *key,
+                            mk_retr_result *res) {
     mk_retr_opts o = MK_RETR_OPTS_DEFAULT;
     o.top_k = top_k;
+    o.min_sim = min_sim;
     memset(res, 0, sizeof *res);
     CHECK_OK(mk_session_retrieve(c->s, c->questions, c->Q, &o, res));
     cJSON *dec = jget(c->e, key);
@@ -199,9 +202,10 @@ static void check_decisions(ctx *c, int top_k, const char *key, mk_retr_result *
     }
     check_count++;
     if (wrong) check_failures++;
-    printf("%s %s: %d questions, %d kept rows, %d with none kept; %d decisions differ; "
-           "largest similarity diff %.3g (tol %g + %g rel)\n",
-           wrong ? "FAIL" : "ok  ", key, c->Q, kept, none, wrong, maxd, TOL_SIM_A, TOL_SIM_R);
+    printf("%s %s %s (top-%d, min_sim %g): %d questions, %d kept rows, %d with none kept; "
+           "%d decisions differ; largest similarity diff %.3g (tol %g + %g rel)\n",
+           wrong ? "FAIL" : "ok  ", c->kind, key, top_k, min_sim, c->Q, kept, none, wrong, maxd,
+           TOL_SIM_A, TOL_SIM_R);
 }
 
 /* the logits cases: retrieved prompts prepended to the question tokens */
@@ -387,10 +391,15 @@ static void run_editor(const char *kind) {
 
     /* retrieval decisions, logits with the retrieved prompts, answers */
     mk_retr_result r1, r3;
-    check_decisions(&c, 1, "top1", &r1);
-    check_decisions(&c, 3, "top3", &r3);
+    check_decisions(&c, 1, -999.0f, "top1", &r1);
+    check_decisions(&c, 3, -999.0f, "top3", &r3);
     check_logits(&c, &r1, &r3);
     check_answers(&c, &r1, "answer");
+    mk_retr_result_free(&r1);
+    mk_retr_result_free(&r3);
+    float ms = (float)jnum(c.e, "min_sim");
+    check_decisions(&c, 1, ms, "top1_min_sim", &r1);
+    check_decisions(&c, 3, ms, "top3_min_sim", &r3);
     mk_retr_result_free(&r1);
     mk_retr_result_free(&r3);
 
@@ -399,8 +408,8 @@ static void run_editor(const char *kind) {
     CHECK_OK(mk_kb_revert(c.s->kb, rv, "test_e2e", "e2e: revert"));
     CHECK_OK(mk_session_reload(c.s));
     CHECK(c.s->act.n == c.N - 1);
-    check_decisions(&c, 1, "top1_after_revert", &r1);
-    check_decisions(&c, 3, "top3_after_revert", &r3);
+    check_decisions(&c, 1, -999.0f, "top1_after_revert", &r1);
+    check_decisions(&c, 3, -999.0f, "top3_after_revert", &r3);
     int moved = 0, gone = 0;
     cJSON *before = jget(c.e, "top1");
     for (int b = 0; b < c.Q; b++) {

@@ -579,6 +579,8 @@ def decide(sims, top_k, min_sim=-999.0, alive=None):
     r = order.index(0) + 1
     s = [float(sims[j]) for j in order[:min(top_k, r) + 1]]
     gap = min((s[i] - s[i + 1] for i in range(len(s) - 1)), default=float("inf"))
+    if min_sim > -999.0:  # and the edits in that part stay on their side of min_sim
+        gap = min([gap] + [abs(float(sims[j]) - min_sim) for j in order[:min(top_k, r)] if j])
     return kept, gap
 
 # ---------------------------------------------------------------- main
@@ -611,10 +613,10 @@ def build_questions(reqs):
     return qs
 
 
-def decisions(sims, top_k, alive=None):
+def decisions(sims, top_k, alive=None, min_sim=-999.0):
     out = []
     for b in range(sims.shape[0]):
-        kept, gap = decide(sims[b], top_k, alive=alive)
+        kept, gap = decide(sims[b], top_k, min_sim=min_sim, alive=alive)
         rows = [j for j in range(sims.shape[1]) if j > 0 and (alive is None or alive[j])]
         best = max(rows, key=lambda j: (float(sims[b, j]), -j)) if rows else None
         out.append({"kept": kept, "sims": [float(sims[b, j]) for j in kept],
@@ -682,6 +684,17 @@ def write_cli_tsv(ref):
                                      a[akey]["hex"], a["unedited"]["hex"],
                                      ref["edits"][d["kept"][0] - 1]["prompt"] if d["kept"] else "",
                                      ref["edits"][d["kept"][0] - 1]["target_new"] if d["kept"] else ""]))
+    # "top3" lines (`ask --retrieve-k 3`): question, kept ids and their
+    # similarities (comma-separated), prototype similarity, compare flag,
+    # answer bytes as hex
+    for a in e["answers_top3"]:
+        b = a["question"]
+        d = e["top3"][b]
+        cmp_ok = a["answer"]["min_gap"] >= 1e-3 and "\n" not in a["answer"]["text"]
+        lines.append("\t".join(["top3", ref["questions"][b]["text"],
+                                ",".join(str(j) for j in d["kept"]),
+                                ",".join("%.6f" % x for x in d["sims"]), "%.6f" % d["proto_sim"],
+                                "1" if cmp_ok else "0", a["answer"]["hex"]]))
     with open(os.path.join(OUT, "cli.tsv"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -724,6 +737,13 @@ def main():
         e = {"file": path, "kind": kind}
         e["top1"] = decisions(a["sims"], 1)
         e["top3"] = decisions(a["sims"], 3)
+        # min_sim (spec 5): halfway between two kept top-1 similarities near
+        # their median, so it removes about half of the kept rows
+        ks = sorted(d["sims"][0] for d in e["top1"] if d["kept"])
+        mid = len(ks) // 2
+        e["min_sim"] = (ks[mid - 1] + ks[mid]) / 2
+        e["top1_min_sim"] = decisions(a["sims"], 1, min_sim=e["min_sim"])
+        e["top3_min_sim"] = decisions(a["sims"], 3, min_sim=e["min_sim"])
         # revert the edit that the most questions retrieve (top-1)
         count = {}
         for d in e["top1"]:
@@ -735,11 +755,13 @@ def main():
         e["revert"] = rv
         e["top1_after_revert"] = decisions(a["sims"], 1, alive)
         e["top3_after_revert"] = decisions(a["sims"], 3, alive)
-        for key in ("top1", "top3", "top1_after_revert", "top3_after_revert"):
+        for key in ("top1", "top3", "top1_after_revert", "top3_after_revert", "top1_min_sim",
+                    "top3_min_sim"):
             for b, d in enumerate(e[key]):
                 assert gap_ok(d), (kind, key, b, qs[b]["text"], d)
         gaps = [d["gap"] / max(1.0, abs(d["sims"][0]) if d["sims"] else abs(d["proto_sim"]))
-                for key in ("top1", "top3", "top1_after_revert", "top3_after_revert")
+                for key in ("top1", "top3", "top1_after_revert", "top3_after_revert",
+                            "top1_min_sim", "top3_min_sim")
                 for d in e[key]]
         e["min_rel_gap"] = min(gaps)
 
@@ -781,6 +803,15 @@ def main():
                 out, g = llm.greedy(ids, None, GEN_TOKENS)
                 item["unedited"] = llm.answer(out, g)
                 ans.append(item)
+            # --retrieve-k 3: k kept rows give k*T prompt vectors in rank order
+            ans3 = []
+            for b in [x for x in range(Q) if len(t3[x]["kept"]) == 3][:1] + \
+                     [x for x in range(Q) if len(t3[x]["kept"]) == 2][:1]:
+                kept = t3[b]["kept"]
+                prefix = a["prompts"][[j - 1 for j in kept]].reshape(-1, llm.D)
+                out, g = llm.greedy(ref["questions"][b]["llm_ids"], prefix, GEN_TOKENS)
+                ans3.append({"question": b, "answer": llm.answer(out, g)})
+            e["answers_top3"] = ans3
             e["answers"] = ans
             e["cli_questions"] = pick
             e["cli_after_revert"] = after
