@@ -491,17 +491,6 @@ static void parsing(void) {
         CHECK(odd == 0);
         free(m);
     }
-
-    /* The knowledge sentence (spec 4). */
-    char *s = mk_edit_sentence("The capital is", "Paris");
-    CHECK(!strcmp(s, "The capital is Paris"));
-    free(s);
-    s = mk_edit_sentence("The capital is ", "Paris");
-    CHECK(!strcmp(s, "The capital is Paris"));
-    free(s);
-    s = mk_edit_sentence("The capital is", " Paris");
-    CHECK(!strcmp(s, "The capital is Paris"));
-    free(s);
 }
 
 static void copy_file(const char *from, const char *to, long keep) {

@@ -10,10 +10,6 @@
 #include "../store/kb.h"
 #include "cli.h"
 
-/* `medrek kb reencode` is provided by the editor side (cmd_edit.c) when
- * built; weak so this file links without it. */
-int cmd_kb_reencode(int argc, char **argv) __attribute__((weak));
-
 static const char *USAGE =
     "usage: medrek kb SUBCOMMAND --kb FILE [OPTIONS]\n"
     "\n"
@@ -203,16 +199,8 @@ int cmd_kb(int argc, char **argv) {
     int known = 0;
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) known |= !strcmp(sub, subs[i]);
     if (!known) return cli_usage_error("kb", USAGE, "unknown subcommand '%s'", sub);
-    if (!strcmp(sub, "reencode")) {
-        if (cmd_kb_reencode) return cmd_kb_reencode(argc - 1, argv + 1);
-        for (int i = 2; i < argc; i++)
-            if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-                fputs(USAGE, stdout);
-                return 0;
-            }
-        fputs("medrek kb: reencode is not available in this build (it needs the editor)\n", stderr);
-        return 1;
-    }
+    /* reencode needs the editor and the LLM: it lives with `medrek edit` */
+    if (!strcmp(sub, "reencode")) return cmd_kb_reencode(argc - 1, argv + 1);
 
     kb_opts o = {0};
     const cli_opt opts[] = {

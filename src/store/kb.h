@@ -96,10 +96,6 @@ int mk_edit_requests_parse_file_ex(const char *path, int flags, mk_edit_request 
 void mk_edit_request_clear(mk_edit_request *r); /* frees the strings */
 void mk_edit_requests_free(mk_edit_request *reqs, int64_t n);
 
-/* The knowledge sentence of spec section 4: prompt + " " + target_new, no
- * space added when the prompt ends with one or the target starts with
- * one. Heap string (free()); NULL when out of memory. */
-char *mk_edit_sentence(const char *prompt, const char *target_new);
 
 /* ---- open / close ------------------------------------------------------ */
 

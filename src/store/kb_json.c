@@ -55,17 +55,6 @@ void mk_edit_requests_free(mk_edit_request *reqs, int64_t n) {
     free(reqs);
 }
 
-char *mk_edit_sentence(const char *prompt, const char *target_new) {
-    size_t a = strlen(prompt), b = strlen(target_new);
-    int space = !(a > 0 && prompt[a - 1] == ' ') && !(b > 0 && target_new[0] == ' ');
-    char *s = malloc(a + b + 2);
-    if (!s) return NULL;
-    memcpy(s, prompt, a);
-    if (space) s[a++] = ' ';
-    memcpy(s + a, target_new, b + 1);
-    return s;
-}
-
 int mk_kb_check_request(const mk_edit_request *r, const char *name, const char *where) {
     struct { const char *field; const char *v; int required; } f[] = {
         {"prompt", r->prompt, 1},
