@@ -13,7 +13,8 @@
  *     (kept edit ids, in order) exactly, their similarities, the
  *     prototype and best similarity;
  *   - logits of the question tokens with the retrieved prompt vectors
- *     prepended (mk_retr_gather + mk_llama_forward) against torch;
+ *     prepended (mk_retr_gather + mk_llama_forward) against torch, with
+ *     the model in GGUF and in Hugging Face layout;
  *   - greedy answers (mk_session_answer) byte for byte where the reference
  *     says no step is a near tie;
  *   - reverting the edit most questions retrieve: the decisions after the
@@ -38,6 +39,7 @@
 
 #define DIR "tests/data/e2e"
 #define LLM "tests/data/llama/a.gguf"
+#define LLM_HF "tests/data/llama/a_hf" /* the same model, Hugging Face layout */
 #define HINT "(regenerate with /usr/bin/python3 tools/ref_e2e.py if a fixture it reads changed)"
 
 /* Tolerances (float32 C against float64 torch). */
@@ -213,6 +215,8 @@ static void check_logits(ctx *c, mk_retr_result *r1, mk_retr_result *r3) {
     cJSON *cases = jget(c->e, "logit_cases");
     const mk_tokenizer *lt = mk_llama_tokenizer(c->s->llm);
     int V = mk_llama_cfg(c->s->llm)->n_vocab;
+    mk_llama *hf = NULL;
+    CHECK_OK(mk_llama_open_ex(LLM_HF, MK_LLAMA_NO_TOKENIZER, &hf));
     for (int i = 0; i < cJSON_GetArraySize(cases); i++) {
         cJSON *k = cJSON_GetArrayItem(cases, i);
         int b = jint(k, "question"), top_k = jint(k, "top_k"), np = jint(k, "n_prefix");
@@ -228,16 +232,22 @@ static void check_logits(ctx *c, mk_retr_result *r1, mk_retr_result *r3) {
         float *want = tensor(jstr(k, "tensor"), n * (size_t)V);
         float *got = malloc(n * (size_t)V * sizeof *got);
         mk_llama_seq seq = {ids, (int)n, nv > 0 ? prefix : NULL, (int)(nv > 0 ? nv : 0)};
-        CHECK_OK(mk_llama_forward(c->s->llm, &seq, 1, got, NULL));
-        char what[200];
-        snprintf(what, sizeof what, "%s logits, question %d, top-%d, %d prefix vectors + %zu tokens",
-                 c->kind, b, top_k, np, n);
-        check_close(what, got, want, n * (size_t)V, TOL_LOGIT_A, TOL_LOGIT_R);
+        /* the session's GGUF model, and the same model in Hugging Face layout */
+        const mk_llama *models[2] = {c->s->llm, hf};
+        for (int mi = 0; mi < 2 && models[mi]; mi++) {
+            CHECK_OK(mk_llama_forward(models[mi], &seq, 1, got, NULL));
+            char what[200];
+            snprintf(what, sizeof what,
+                     "%s logits (%s), question %d, top-%d, %d prefix vectors + %zu tokens", c->kind,
+                     mi ? "a_hf" : "a.gguf", b, top_k, np, n);
+            check_close(what, got, want, n * (size_t)V, TOL_LOGIT_A, TOL_LOGIT_R);
+        }
         free(got);
         free(want);
         free(ids);
         free(prefix);
     }
+    mk_llama_close(hf);
 }
 
 /* greedy answers as `medrek ask` makes them (label: "answer" or "after_revert") */
