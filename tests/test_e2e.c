@@ -19,7 +19,8 @@
  *     says no step is a near tie;
  *   - reverting the edit most questions retrieve: the decisions after the
  *     revert, again exactly (each of those questions retrieves what the
- *     reference predicts: another edit or nothing), and the answers.
+ *     reference predicts: another edit or nothing), and the answers;
+ *   - the knowledge base opened with the other editor is refused.
  * Tolerances are stated at each comparison; the largest difference is
  * printed. */
 #include <math.h>
@@ -444,6 +445,15 @@ static void run_editor(const char *kind) {
     free(prompts);
     mk_edit_requests_free(reqs, n);
     free(c.questions);
+    mk_session_close(c.s);
+    c.s = NULL;
+    /* the other editor must refuse these vectors (encoded by this one) */
+    const char *other = !strcmp(kind, "attn") ? DIR "/editor_mlp.safetensors"
+                                              : DIR "/editor_attn.safetensors";
+    rc = mk_session_open(c.kb, LLM, other, MK_SESSION_READONLY, &c.s);
+    CHECK(rc == MK_ERR_MISMATCH && strstr(mk_errmsg(), "kb reencode"));
+    printf("%s: the knowledge base opened with the other editor: %s\n", kind,
+           rc ? mk_errmsg() : "accepted (wrong)");
     mk_session_close(c.s);
     const char *suffix[] = {"", "-wal", "-shm", "-journal"};
     for (int i = 0; i < 4; i++) {
