@@ -7,8 +7,9 @@
 # greedy answers with and without the injected prompts, as torch computed
 # them (also with --retrieve-k 3: every kept edit in rank order, and the
 # answer with their 3*T prompt vectors); then `medrek kb revert` of the
-# edit most questions retrieve, and
-# the questions that retrieved it are asked again.
+# edit most questions retrieve, and the questions that retrieved it are
+# asked again; finally `medrek kb reencode` with the mlp editor and all 24
+# questions asked with it (the reference's mlp decisions without that edit).
 # Usage: bash tests/cli_e2e.sh path/to/medrek   (run from the repository root)
 set -u
 export LC_ALL=C
@@ -148,9 +149,42 @@ while IFS=$'\t' read -r phase q want wsim wproto cmp ahex uhex wp wt; do
     [ "$want" != "$revert" ] || bad "reference retrieves the reverted edit $revert after the revert"
     ask "$q" "$want" "$wsim" "$wproto" "$cmp" "$ahex" "$uhex" 60 "$wp" "$wt"
 done <"$D/cli.tsv"
+# ---- medrek kb reencode for the mlp editor, then every question with it
+EM=$D/editor_mlp.safetensors
+if "$M" kb reencode --kb "$KB" --model "$LLM" --editor "$EM" --author cli_e2e \
+    >"$tmp/re.out" 2>"$tmp/re.err"; then ok; else
+    bad "medrek kb reencode: $(cat "$tmp/re.err")"
+fi
+n_mlp=0
+while IFS=$'\t' read -r phase q want wsim wproto; do
+    [ "$phase" = mlp ] || continue
+    n_mlp=$((n_mlp + 1))
+    out=$("$M" ask --kb "$KB" --model "$LLM" --editor "$EM" --prompt "$q" --max-tokens 1 \
+        2>"$tmp/ask.err") || {
+        bad "ask (mlp) \"$q\": exit non-zero: $(cat "$tmp/ask.err")"
+        continue
+    }
+    line=$(grep -a '^retrieved: ' <<<"$out" | head -n 1)
+    proto=$(sed -n 's/^knowledge base: 60 active edits; prototype similarity \([-0-9.]*\)$/\1/p' <<<"$out")
+    if [ -n "$proto" ] && near "$proto" "$wproto"; then ok; else
+        bad "ask (mlp) \"$q\": expected 60 active edits and prototype similarity $wproto: $(head -n 1 <<<"$out")"
+    fi
+    if [ "$want" = 0 ]; then
+        grep -q '^retrieved: none passed the prototype' <<<"$line" && ok ||
+            bad "ask (mlp) \"$q\": reference retrieves nothing, medrek printed: $line"
+    else
+        id=$(sed -n 's/^retrieved: edit \([0-9]*\) similarity .*/\1/p' <<<"$line")
+        sim=$(sed -n 's/^retrieved: edit [0-9]* similarity \([-0-9.]*\) margin .*/\1/p' <<<"$line")
+        if [ "$id" = "$want" ] && [ -n "$sim" ] && near "$sim" "$wsim"; then ok; else
+            bad "ask (mlp) \"$q\": reference edit $want similarity $wsim, medrek printed: $line"
+        fi
+    fi
+done <"$D/cli.tsv"
+
+[ "$n_mlp" -ge 20 ] && ok || bad "cli.tsv has $n_mlp mlp questions"
 [ "$n_before" -ge 5 ] && [ "$n_after" -ge 1 ] && [ "$n_top3" -ge 1 ] && ok ||
     bad "cli.tsv has too few questions ($n_before, $n_top3, $n_after)"
 
-echo "cli_e2e: $n_before questions (and $n_top3 with --retrieve-k 3) before and $n_after after reverting edit $revert"
+echo "cli_e2e: $n_before questions (and $n_top3 with --retrieve-k 3) before and $n_after after reverting edit $revert; $n_mlp after kb reencode with the mlp editor"
 echo "cli_e2e: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

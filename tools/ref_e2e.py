@@ -695,6 +695,15 @@ def write_cli_tsv(ref):
                                 ",".join(str(j) for j in d["kept"]),
                                 ",".join("%.6f" % x for x in d["sims"]), "%.6f" % d["proto_sim"],
                                 "1" if cmp_ok else "0", a["answer"]["hex"]]))
+    # "mlp" lines: after `medrek kb reencode` with the mlp editor, question,
+    # expected edit id (0 = none), its similarity, prototype similarity
+    m = ref["editors"]["mlp"]["top1_reencoded"]
+    for b in range(len(ref["questions"])):
+        d = m[b]
+        lines.append("\t".join(["mlp", ref["questions"][b]["text"],
+                                str(d["kept"][0] if d["kept"] else 0),
+                                "%.6f" % (d["sims"][0] if d["kept"] else 0.0),
+                                "%.6f" % d["proto_sim"]]))
     with open(os.path.join(OUT, "cli.tsv"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -724,7 +733,7 @@ def main():
                 o["source"] = "e2e fixture, generated"
             f.write(json.dumps(o) + "\n")
 
-    tens = {}
+    tens, sims_of = {}, {}
     for kind, seed, ws, ms, lam in EDITORS:
         ed = Editor(enc, kind, llm.D, seed, 1.0)
         ed.shape([r["prompt"] for r in reqs], ws, ms, lam)
@@ -816,12 +825,20 @@ def main():
             e["cli_questions"] = pick
             e["cli_after_revert"] = after
         ref["editors"][kind] = e
+        sims_of[kind] = a["sims"]
         print("%s: top-1 kept %d/%d, none %d; top-3 kept %s; revert edit %d (retrieved by %d); "
               "min relative gap %.3g; %d logit cases" %
               (kind, len(hits), Q, len(nones), [len(d["kept"]) for d in t3], rv, count[rv],
                e["min_rel_gap"], len(cases)), file=sys.stderr)
         print("   top-1:", "".join("+" if d["kept"] == [q["edit"]] else "0" if not d["kept"] else "x"
                                 for q, d in zip(qs, t1)), file=sys.stderr)
+    # the attn editor's knowledge base after its revert, re-encoded for the
+    # mlp editor (`medrek kb reencode`): mlp decisions without that edit
+    alive = [True] * (N + 1)
+    alive[ref["editors"]["attn"]["revert"]] = False
+    ref["editors"]["mlp"]["top1_reencoded"] = decisions(sims_of["mlp"], 1, alive)
+    for b, d in enumerate(ref["editors"]["mlp"]["top1_reencoded"]):
+        assert gap_ok(d), ("mlp reencoded", b, d)
     write_cli_tsv(ref)
     write_safetensors(os.path.join(OUT, "ref.safetensors"), tens)
     with open(os.path.join(OUT, "ref.json"), "w") as f:
