@@ -211,42 +211,65 @@ static void check_decisions(ctx *c, int top_k, float min_sim, const char *key,
            TOL_SIM_A, TOL_SIM_R);
 }
 
-/* the logits cases: retrieved prompts prepended to the question tokens */
+/* the logits cases: retrieved prompts prepended to the question tokens,
+ * one sequence at a time and all in one batch (different prefix lengths) */
+#define MAX_CASES 16
 static void check_logits(ctx *c, mk_retr_result *r1, mk_retr_result *r3) {
     cJSON *cases = jget(c->e, "logit_cases");
     const mk_tokenizer *lt = mk_llama_tokenizer(c->s->llm);
-    int V = mk_llama_cfg(c->s->llm)->n_vocab;
+    size_t V = (size_t)mk_llama_cfg(c->s->llm)->n_vocab;
     mk_llama *hf = NULL;
     CHECK_OK(mk_llama_open_ex(LLM_HF, MK_LLAMA_NO_TOKENIZER, &hf));
-    for (int i = 0; i < cJSON_GetArraySize(cases); i++) {
+    int nc = cJSON_GetArraySize(cases);
+    if (nc > MAX_CASES) nc = MAX_CASES;
+    mk_llama_seq seqs[MAX_CASES];
+    float *prefix[MAX_CASES], *want[MAX_CASES];
+    int32_t *ids[MAX_CASES];
+    size_t rows = 0;
+    for (int i = 0; i < nc; i++) {
         cJSON *k = cJSON_GetArrayItem(cases, i);
         int b = jint(k, "question"), top_k = jint(k, "top_k"), np = jint(k, "n_prefix");
         mk_retr_result *res = top_k == 1 ? r1 : r3;
-        float *prefix = malloc((size_t)top_k * c->T * c->D * sizeof *prefix);
+        prefix[i] = malloc((size_t)top_k * c->T * c->D * sizeof(float));
         int64_t nv = -1;
-        CHECK_OK(mk_retr_gather(&c->s->rkb, res, b, prefix, (int64_t)top_k * c->T, &nv));
+        CHECK_OK(mk_retr_gather(&c->s->rkb, res, b, prefix[i], (int64_t)top_k * c->T, &nv));
         CHECK(nv == np);
-        int32_t *ids = NULL;
         size_t n = 0;
-        CHECK_OK(mk_tok_encode(lt, c->questions[b], strlen(c->questions[b]), MK_TOK_SPECIAL, &ids,
-                               &n));
-        float *want = tensor(jstr(k, "tensor"), n * (size_t)V);
-        float *got = malloc(n * (size_t)V * sizeof *got);
-        mk_llama_seq seq = {ids, (int)n, nv > 0 ? prefix : NULL, (int)(nv > 0 ? nv : 0)};
+        ids[i] = NULL;
+        CHECK_OK(mk_tok_encode(lt, c->questions[b], strlen(c->questions[b]), MK_TOK_SPECIAL,
+                               &ids[i], &n));
+        want[i] = tensor(jstr(k, "tensor"), n * V);
+        seqs[i] = (mk_llama_seq){ids[i], (int)n, nv > 0 ? prefix[i] : NULL, (int)(nv > 0 ? nv : 0)};
+        rows += n;
+        float *got = malloc(n * V * sizeof *got);
         /* the session's GGUF model, and the same model in Hugging Face layout */
         const mk_llama *models[2] = {c->s->llm, hf};
         for (int mi = 0; mi < 2 && models[mi]; mi++) {
-            CHECK_OK(mk_llama_forward(models[mi], &seq, 1, got, NULL));
+            CHECK_OK(mk_llama_forward(models[mi], &seqs[i], 1, got, NULL));
             char what[200];
             snprintf(what, sizeof what,
                      "%s logits (%s), question %d, top-%d, %d prefix vectors + %zu tokens", c->kind,
                      mi ? "a_hf" : "a.gguf", b, top_k, np, n);
-            check_close(what, got, want, n * (size_t)V, TOL_LOGIT_A, TOL_LOGIT_R);
+            check_close(what, got, want[i], n * V, TOL_LOGIT_A, TOL_LOGIT_R);
         }
         free(got);
-        free(want);
-        free(ids);
-        free(prefix);
+    }
+    float *all = malloc(rows * V * sizeof *all), *got = malloc(rows * V * sizeof *got);
+    size_t off = 0;
+    for (int i = 0; i < nc; i++) {
+        memcpy(all + off, want[i], (size_t)seqs[i].n_tokens * V * sizeof *all);
+        off += (size_t)seqs[i].n_tokens * V;
+    }
+    CHECK_OK(mk_llama_forward(c->s->llm, seqs, nc, got, NULL));
+    char what[120];
+    snprintf(what, sizeof what, "%s logits, the %d cases as one batch (a.gguf)", c->kind, nc);
+    check_close(what, got, all, rows * V, TOL_LOGIT_A, TOL_LOGIT_R);
+    free(all);
+    free(got);
+    for (int i = 0; i < nc; i++) {
+        free(want[i]);
+        free(ids[i]);
+        free(prefix[i]);
     }
     mk_llama_close(hf);
 }
