@@ -12,7 +12,7 @@ mk_llama_fingerprint does, so a file made for another LLM is refused;
 no "fingerprint" entry: it is optional and the loader computes it), so the
 C side runs on THESE weights.
 
-Then 60 medical edit requests (prompt, target_new), 24 questions (edit
+Then 61 medical edit requests (prompt, target_new), 24 questions (edit
 prompts verbatim, paraphrases, unrelated) and, per editor:
   keys     = q_head(encode(prompt))                     (N, R)
   values   = k_head(encode(knowledge sentence))         (N, R)
@@ -20,8 +20,9 @@ prompts verbatim, paraphrases, unrelated) and, per editor:
   proto    = k_head(prototype path)                     (R)
   queries  = q_head(encode(question))                   (Q, R)
   sims     = queries . [proto ; keys]^T / sqrt(R)       (Q, N+1)
-  decisions with top_k 1 and 3 (spec 5), before and after reverting one
-  edit that several questions retrieve;
+  decisions with top_k 1 and 3 (spec 5), with and without a min_sim,
+  before and after reverting one edit that several questions retrieve
+  (and the mlp editor's after that revert: `medrek kb reencode`);
   logits of the question tokens (BOS + BPE, the LLM's tokenizer) with the
   retrieved prompts prepended (spec 6), from the Llama forward of
   tools/ref_llama.py on tests/data/llama/a_hf, and greedy continuations
@@ -32,6 +33,11 @@ Writes tests/data/e2e/:
   edits.jsonl       the requests (what `medrek edit --file` reads)
   ref.json          texts, token ids, decisions, similarities, answers
   ref.safetensors   keys, values, prompts, proto keys, queries, sims, logits
+  cli.tsv           what tests/cli_e2e.sh expects `medrek ask` to print
+
+The random weights are shaped (Editor.shape) so that retrieval behaves
+like a trained editor's: a question near an edit's prompt retrieves it, one
+far from every prompt falls back to the prototype.
 
 Every decision is checked to have a clear gap (>= GAP_MIN) between the
 similarities that decide it, so float32 arithmetic cannot flip it.
