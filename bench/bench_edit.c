@@ -1,7 +1,7 @@
 /* bench_edit.c - batch-edit throughput: what `medrek edit` costs per batch.
  *
  *   bench_edit [--quick] [--data FILE] [--gpt2 DIR] [--batches 1,10,100,1000]
- *              [--reps N] [--keep]
+ *              [--reps N] [--keep] [--no-gemm]
  *
  * 1. Writes (into a fresh /tmp/bench_edit.XXXXXX, removed at the end unless
  *    --keep) a RoBERTa-base-sized encoder with random weights as a Hugging
@@ -98,6 +98,11 @@ static double cpu_of(const struct rusage *u) {
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
     return x < y ? -1 : x > y;
 }
 
@@ -308,6 +313,8 @@ typedef struct {
 typedef struct {
     /* tokens */
     double tok_real, tok_pad;  /* keys + values sentences */
+    double tok_sorted;         /* padded tokens if each call sorted its sentences by
+                                  length before cutting chunks (a possible fix) */
     double sent;               /* sentences (2 per request) */
     /* flops (real tokens: the work a perfect unpadded kernel does) */
     double enc_lin, enc_att, heads, penc;
@@ -326,6 +333,7 @@ static void account_texts(account *a, const mk_editor *ed, const char *const *te
     double H = c->hidden, I = c->inter, NL = c->n_layers;
     double F = ed->F, R = ed->cfg.R;
     double lin_tok = NL * 2.0 * (4 * H * H + 2 * H * I);
+    int *len = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *len), nl = 0;
     for (int s = 0; s < n; s += CHUNK_SENTENCES) {
         int m = n - s < CHUNK_SENTENCES ? n - s : CHUNK_SENTENCES, L;
         int32_t *ids;
@@ -339,6 +347,7 @@ static void account_texts(account *a, const mk_editor *ed, const char *const *te
             for (int i = i0; i < i0 + k; i++) {
                 double Li = 0;
                 for (int t = 0; t < L; t++) Li += mask[(size_t)i * L + t] != 0;
+                len[nl++] = (int)Li;
                 a->tok_real += Li;
                 a->enc_lin += Li * lin_tok + 2 * H * H;
                 a->enc_att += NL * 4.0 * Li * Li * H;
@@ -359,6 +368,12 @@ static void account_texts(account *a, const mk_editor *ed, const char *const *te
         free(ids);
         free(mask);
     }
+    qsort(len, (size_t)nl, sizeof *len, cmp_int);
+    for (int i = 0; i < nl; i += CHUNK_SENTENCES) {
+        int e = i + CHUNK_SENTENCES < nl ? i + CHUNK_SENTENCES : nl;
+        a->tok_sorted += (double)(e - i) * len[e - 1];
+    }
+    free(len);
 }
 
 /* prompt encoder "attn" per value: query_proj 2 R T D, key/value_proj
@@ -418,24 +433,27 @@ static double gemm_rate(int M, int K, int N, const float *wpool, size_t wn, cons
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: bench_edit [--quick] [--data FILE] [--gpt2 DIR] [--batches LIST] [--reps N] [--keep]\n"
+            "usage: bench_edit [--quick] [--data FILE] [--gpt2 DIR] [--batches LIST] [--reps N] [--keep] [--no-gemm]\n"
             "  --quick          tiny encoder/editor, batches 1,10 (smoke test)\n"
             "  --data FILE      edit requests (default ../shared/datasets/medversa/test.json;\n"
             "                   generated sentences when absent)\n"
             "  --gpt2 DIR       GPT-2 vocab.json + merges.txt (default tests/data/tok/gpt2)\n"
             "  --batches LIST   comma-separated batch sizes (default 1,10,100,1000)\n"
             "  --reps N         repeats per batch, 1..5 (default 5 up to 10, 3 up to 100, else 1)\n"
-            "  --keep           keep the temp directory\n");
+            "  --keep           keep the temp directory\n"
+            "  --no-gemm        skip the GEMM-rate measurement (for profiling the encode)\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
-    int quick = 0, keep = 0, reps_opt = 0;
+    int quick = 0, keep = 0, reps_opt = 0, no_gemm = 0;
     const char *data = "../shared/datasets/medversa/test.json", *gpt2 = "tests/data/tok/gpt2";
     int batches[MAX_BATCHES] = {1, 10, 100, 1000}, nb = 4;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             quick = 1;
+        } else if (!strcmp(argv[i], "--no-gemm")) {
+            no_gemm = 1;
         } else if (!strcmp(argv[i], "--keep")) {
             keep = 1;
         } else if (!strcmp(argv[i], "--data") && i + 1 < argc) {
@@ -632,7 +650,7 @@ int main(int argc, char **argv) {
 
         /* the GEMM rate on this batch's shapes, now */
         o->ns = batch_shapes(ed, acc, b, o->s);
-        for (int k = 0; k < o->ns; k++) {
+        for (int k = 0; k < o->ns && !no_gemm; k++) {
             shape *sh = &o->s[k];
             if ((size_t)sh->M * sh->K > in_n || (size_t)sh->M * sh->N > out_n) {
                 fprintf(stderr, "bench_edit: shape %dx%dx%d too large for the buffers\n", sh->M,
@@ -670,7 +688,7 @@ int main(int argc, char **argv) {
     printf("\nFLOPs and the GEMM rate (useful = real tokens; executed = padded tokens, what the "
            "kernels compute; GEMM rate = mk_matmul_forward on this batch's shapes, measured "
            "right after it):\n\n"
-           "| batch | tokens/sentence real (padded) | GFLOP/edit useful (executed) | "
+           "| batch | tokens/sentence real (padded; padded if sorted) | GFLOP/edit useful (executed) | "
            "achieved GFLOP/s useful (executed) | GEMM rate GFLOP/s | ratio useful (executed) | "
            "GEMM-only s: encoder / heads / prompt enc | measured s: tokenize / keys+values / prompts |\n"
            "|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -679,9 +697,10 @@ int main(int argc, char **argv) {
         account *c = &o->acc;
         double grate = o->f_gemm / o->t_gemm * 1e-9;
         double au = o->flops / o->enc * 1e-9, ae = o->flops_pad / o->enc * 1e-9;
-        printf("| %d | %.1f (%.1f) | %.2f (%.2f) | %.1f (%.1f) | %.1f | %.0f%% (%.0f%%) | "
+        printf("| %d | %.1f (%.1f; %.1f) | %.2f (%.2f) | %.1f (%.1f) | %.1f | %.0f%% (%.0f%%) | "
                "%.3f / %.3f / %.3f | %.3f / %.3f / %.3f |\n",
-               o->b, c->tok_real / c->sent, c->tok_pad / c->sent, o->flops / o->b * 1e-9,
+               o->b, c->tok_real / c->sent, c->tok_pad / c->sent, c->tok_sorted / c->sent,
+               o->flops / o->b * 1e-9,
                o->flops_pad / o->b * 1e-9, au, ae, grate, 100 * au / grate, 100 * ae / grate,
                o->t_gemm_enc, o->t_gemm_heads, o->t_gemm_penc, c->t_tok, o->keys + o->values,
                o->prompts);
