@@ -150,14 +150,15 @@ static int parse_object(const cJSON *obj, int flags, const char *name, const cha
             (rc = take_int(obj, "batch", &r->batch, 0, name, where)) ||
             (rc = take_str(obj, "created", &r->created, name, where)) ||
             (rc = take_str(obj, "author", &r->author, name, where)) ||
-            (rc = take_str(obj, "reason", &r->reason, name, where)) ||
-            (rc = take_str(obj, "status", &status, name, where)))
+            (rc = take_str(obj, "reason", &r->reason, name, where)))
             return rc;
         if (r->id <= 0)
             return mk_fail(MK_ERR_FORMAT, "%s: %s: field 'id' must be a positive integer", name, where);
         if (r->superseded_by < 0)
             return mk_fail(MK_ERR_FORMAT, "%s: %s: field 'superseded_by' must be a positive integer",
                            name, where);
+        /* status last: nothing may return between its copy and its free */
+        if ((rc = take_str(obj, "status", &status, name, where))) return rc;
         r->status = status ? mk_edit_status_parse(status) : MK_EDIT_ACTIVE;
         int bad = r->status < 0;
         if (bad)
