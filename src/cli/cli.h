@@ -45,6 +45,8 @@ int cmd_editor(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
 int cmd_kb(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 /* `medrek kb reencode` (cmd_edit.c: it needs the editor and the LLM) */
 int cmd_kb_reencode(int argc, char **argv);
 

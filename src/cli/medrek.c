@@ -16,6 +16,8 @@ static const struct {
     {"edit", cmd_edit, "add a batch of corrections to a knowledge base"},
     {"ask", cmd_ask, "answer a question with the knowledge base's edits applied"},
     {"kb", cmd_kb, "list, show, revert, export, import the edits of a knowledge base"},
+    {"train", cmd_train, "train an editor (retriever + prompt encoder) on edit data"},
+    {"eval", cmd_eval, "measure efficacy, generality, locality, fluency on a benchmark"},
 };
 
 static void usage(FILE *f) {
