@@ -605,7 +605,10 @@ static int bpe_word(const mk_tokenizer *t, bpe_work *w, const uint8_t *word, siz
  * take: the thread that gets it uses it, others fall back to a cache of their
  * own for the call (long texts) or none. Keys and ids live in two arenas; a
  * full cache is emptied and refilled. */
-enum { CACHE_BITS = 16, CACHE_MAXLEN = 64, CACHE_KEYS = 1 << 20, CACHE_IDS = 1 << 18 };
+/* sizes start small (a tokenizer used for a few strings costs little) and
+ * double up to these limits */
+enum { CACHE_BITS = 16, CACHE_MAXLEN = 64, CACHE_KEYS = 1 << 20, CACHE_IDS = 1 << 18,
+       CACHE_BITS0 = 10, CACHE_KEYS0 = 1 << 14, CACHE_IDS0 = 1 << 12 };
 
 typedef struct {
     uint64_t hash;        /* 0 = empty */
@@ -616,17 +619,20 @@ typedef struct {
 struct tok_cache {
     pthread_mutex_t mu;
     int ready;
-    cache_slot *slot;        /* (1 << CACHE_BITS) */
-    uint8_t *keys;           /* (CACHE_KEYS) */
-    int32_t *ids;            /* (CACHE_IDS) */
+    cache_slot *slot;        /* (1 << bits) */
+    uint8_t *keys;           /* (cap_keys) */
+    int32_t *ids;            /* (cap_ids) */
+    size_t bits, cap_keys, cap_ids;
     size_t n_keys, n_ids, used;
 };
 
 static int cache_init(tok_cache *c) {
-    size_t n = (size_t)1 << CACHE_BITS;
-    c->slot = calloc(n, sizeof *c->slot);
-    c->keys = malloc(CACHE_KEYS);
-    c->ids = malloc(CACHE_IDS * sizeof *c->ids);
+    c->bits = CACHE_BITS0;
+    c->cap_keys = CACHE_KEYS0;
+    c->cap_ids = CACHE_IDS0;
+    c->slot = calloc((size_t)1 << c->bits, sizeof *c->slot);
+    c->keys = malloc(c->cap_keys);
+    c->ids = malloc(c->cap_ids * sizeof *c->ids);
     c->n_keys = c->n_ids = c->used = 0;
     c->ready = c->slot && c->keys && c->ids;
     return c->ready ? 0 : -1;
@@ -652,12 +658,53 @@ void tok_cache_free(tok_cache *c) {
     free(c);
 }
 
+/* Room for one more entry of n key bytes and cnt ids: grow what is short
+ * while under the limits, else empty the cache. 0 when there is room. */
+static int cache_room(tok_cache *c, size_t n, size_t cnt) {
+    if (cnt > CACHE_IDS || n > CACHE_KEYS) return -1;
+    while (c->n_keys + n > c->cap_keys && c->cap_keys < CACHE_KEYS) {
+        uint8_t *k = realloc(c->keys, c->cap_keys * 2);
+        if (!k) break;
+        c->keys = k;
+        c->cap_keys *= 2;
+    }
+    while (c->n_ids + cnt > c->cap_ids && c->cap_ids < CACHE_IDS) {
+        int32_t *v = realloc(c->ids, c->cap_ids * 2 * sizeof *v);
+        if (!v) break;
+        c->ids = v;
+        c->cap_ids *= 2;
+    }
+    size_t mask = ((size_t)1 << c->bits) - 1;
+    if ((c->used + 1) * 4 > mask * 3 && c->bits < CACHE_BITS) {
+        size_t nb = c->bits + 1, nmask = ((size_t)1 << nb) - 1;
+        cache_slot *ns = calloc(nmask + 1, sizeof *ns);
+        if (ns) {
+            for (size_t i = 0; i <= mask; i++) {
+                if (!c->slot[i].hash) continue;
+                size_t j = c->slot[i].hash & nmask;
+                while (ns[j].hash) j = (j + 1) & nmask;
+                ns[j] = c->slot[i];
+            }
+            free(c->slot);
+            c->slot = ns;
+            c->bits = nb;
+            mask = nmask;
+        }
+    }
+    if ((c->used + 1) * 4 > mask * 3 || c->n_keys + n > c->cap_keys || c->n_ids + cnt > c->cap_ids) {
+        memset(c->slot, 0, (mask + 1) * sizeof *c->slot); /* full: start over */
+        c->used = c->n_ids = c->n_keys = 0;
+        if (c->n_keys + n > c->cap_keys || c->n_ids + cnt > c->cap_ids) return -1;
+    }
+    return 0;
+}
+
 /* encode one pre-token, through the cache when there is one */
 static int encode_word(const mk_tokenizer *t, bpe_work *w, tok_cache *c, const uint8_t *word,
                        size_t n, ivec *out) {
     if (!c || n > CACHE_MAXLEN) return bpe_word(t, w, word, n, out);
     uint64_t h = hash_bytes(word, n) | 1;
-    size_t mask = ((size_t)1 << CACHE_BITS) - 1, j = h & mask;
+    size_t mask = ((size_t)1 << c->bits) - 1, j = h & mask;
     cache_slot *e;
     while ((e = &c->slot[j])->hash) {
         if (e->hash == h && e->klen == n && !memcmp(c->keys + e->koff, word, n)) {
@@ -677,13 +724,11 @@ static int encode_word(const mk_tokenizer *t, bpe_work *w, tok_cache *c, const u
     if (bpe_word(t, w, word, n, out)) return -1;
     if (out->oom) return 0;
     size_t cnt = out->n - before;
-    if (c->used * 4 >= mask * 3 || c->n_ids + cnt > CACHE_IDS || c->n_keys + n > CACHE_KEYS) {
-        memset(c->slot, 0, (mask + 1) * sizeof *c->slot); /* full: start over */
-        c->used = c->n_ids = c->n_keys = 0;
-        j = h & mask;
-        e = &c->slot[j];
-    }
-    if (cnt > CACHE_IDS) return 0;
+    if (cache_room(c, n, cnt)) return 0;
+    mask = ((size_t)1 << c->bits) - 1; /* the table may have grown or been emptied */
+    j = h & mask;
+    while (c->slot[j].hash) j = (j + 1) & mask;
+    e = &c->slot[j];
     e->hash = h;
     e->koff = (uint32_t)c->n_keys;
     e->klen = (uint32_t)n;
