@@ -540,6 +540,101 @@ static void check_bad_inputs(const char *tmp) {
     mk_llama_close(b);
 }
 
+/* ---------------------------------------------------------------- owned weights, saving */
+
+static void check_own_and_save(const char *tmp, mk_st *ra, mk_st *rc) {
+    mk_llama *m = NULL, *f = NULL;
+    CHECK_OK(mk_llama_open_ex(DIR "a_hf", MK_LLAMA_NO_TOKENIZER | MK_LLAMA_OWN_WEIGHTS, &m));
+    CHECK_OK(mk_llama_open_ex(DIR "a_hf", MK_LLAMA_NO_TOKENIZER, &f));
+    if (!m || !f) goto done;
+    mk_llama_grads p, g, none;
+    CHECK(mk_llama_params(f, &none) == MK_ERR_UNSUPPORTED);
+    mk_clear_error();
+    CHECK_OK(mk_llama_params(m, &p));
+    CHECK_OK(mk_llama_grads_init(m, &g));
+    CHECK(p.n == g.n && p.block && p.output && p.wq);
+    ref_batch rb;
+    ref_batch_load(&rb, ra, 64);
+    size_t nl = (size_t)rb.Ltot * 512;
+    float *l0 = malloc(nl * sizeof(float)), *l1 = malloc(nl * sizeof(float));
+    float *dl = malloc(nl * sizeof(float));
+    CHECK_OK(mk_llama_forward(f, rb.seqs, rb.B, l0, NULL));
+    CHECK_OK(mk_llama_forward(m, rb.seqs, rb.B, l1, NULL));
+    check_close("owned F32 copy vs weights read in place: logits", l1, l0, nl, 0, 0);
+    /* a few plain SGD steps with one flat loop over the parameter block */
+    float loss0 = 0, loss = 0;
+    for (int step = 0; step < 5; step++) {
+        mk_llama_acts *acts = NULL;
+        CHECK_OK(mk_llama_forward(m, rb.seqs, rb.B, l1, &acts));
+        memset(dl, 0, nl * sizeof(float));
+        loss = mk_cross_entropy(dl, l1, rb.targets, rb.mask, rb.Ltot, 512, 1.0f);
+        if (step == 0) loss0 = loss;
+        mk_llama_grads_zero(&g);
+        CHECK_OK(mk_llama_backward(m, acts, dl, NULL, &g));
+        mk_llama_acts_free(acts);
+        for (size_t i = 0; i < p.n; i++) p.block[i] -= 0.05f * g.block[i];
+    }
+    printf("%s 5 SGD steps on the owned weights: loss %.4f -> %.4f\n", loss < loss0 ? "ok  " : "FAIL",
+           loss0, loss);
+    check_count++;
+    if (!(loss < loss0)) check_failures++;
+    /* save, reopen (read in place), same logits */
+    char path[512];
+    snprintf(path, sizeof path, "%s/trained.gguf", tmp);
+    CHECK_OK(mk_llama_forward(m, rb.seqs, rb.B, l1, NULL));
+    CHECK_OK(mk_llama_save_gguf(m, path, MK_F32));
+    mk_llama *s = NULL;
+    CHECK_OK(mk_llama_open_ex(path, MK_LLAMA_NO_TOKENIZER, &s));
+    if (s) {
+        CHECK_OK(mk_llama_forward(s, rb.seqs, rb.B, l0, NULL));
+        check_close("saved GGUF of the trained weights: logits", l0, l1, nl, 2e-5, 1e-5);
+        mk_llama_close(s);
+    }
+    mk_llama_grads_free(&g);
+    /* a quantised model copied to F32 computes the same and accepts gradients */
+    mk_llama *q = NULL, *qo = NULL;
+    CHECK_OK(mk_llama_open_ex(DIR "a_q4_0.gguf", MK_LLAMA_NO_TOKENIZER, &q));
+    CHECK_OK(mk_llama_open_ex(DIR "a_q4_0.gguf", MK_LLAMA_NO_TOKENIZER | MK_LLAMA_OWN_WEIGHTS, &qo));
+    if (q && qo) {
+        CHECK_OK(mk_llama_forward(q, rb.seqs, rb.B, l0, NULL));
+        CHECK_OK(mk_llama_forward(qo, rb.seqs, rb.B, l1, NULL));
+        check_close("Q4_0 read in place vs its owned F32 copy: logits", l1, l0, nl, 2e-5, 1e-5);
+        CHECK_OK(mk_llama_grads_init(qo, &g));
+        mk_llama_grads_free(&g);
+        CHECK(strcmp(mk_llama_fingerprint(q), mk_llama_fingerprint(qo)) == 0);
+    }
+    mk_llama_close(q);
+    mk_llama_close(qo);
+    free(l0);
+    free(l1);
+    free(dl);
+    ref_batch_free(&rb);
+    /* an HF model with Llama-3.1 rope scaling saved as GGUF (permuted Q/K,
+     * rope_freqs.weight) matches the torch reference */
+    mk_llama *c = NULL, *cg = NULL;
+    CHECK_OK(mk_llama_open_ex(DIR "c_rope3_hf", MK_LLAMA_NO_TOKENIZER, &c));
+    snprintf(path, sizeof path, "%s/c_saved.gguf", tmp);
+    if (c) CHECK_OK(mk_llama_save_gguf(c, path, MK_F32));
+    CHECK_OK(mk_llama_open_ex(path, MK_LLAMA_NO_TOKENIZER, &cg));
+    if (cg) {
+        CHECK(mk_llama_cfg(cg)->rope_scaling == MK_ROPE_SCALING_LLAMA3);
+        ref_batch_load(&rb, rc, 64);
+        nl = (size_t)rb.Ltot * 512;
+        l0 = malloc(nl * sizeof(float));
+        float *want = ref_get(rc, "logits", nl);
+        CHECK_OK(mk_llama_forward(cg, rb.seqs, rb.B, l0, NULL));
+        check_close("C model (HF, llama3 rope) saved as GGUF: logits vs torch", l0, want, nl, 2e-4, 2e-4);
+        free(want);
+        free(l0);
+        ref_batch_free(&rb);
+    }
+    mk_llama_close(c);
+    mk_llama_close(cg);
+done:
+    mk_llama_close(m);
+    mk_llama_close(f);
+}
+
 /* ---------------------------------------------------------------- sampling */
 
 static void check_sampling(void) {
@@ -637,6 +732,7 @@ int main(void) {
     fd_prefix(DIR "a_hf", ra);
     fd_weights(DIR "a_hf", ra, tmp);
     check_bad_inputs(tmp);
+    check_own_and_save(tmp, ra, rc);
     check_sampling();
 
     mk_st_close(ra);

@@ -433,6 +433,164 @@ static int load_weights(mk_llama *m) {
     return MK_OK;
 }
 
+/* ---------------------------------------------------------------- owned weights */
+
+/* Copy (dequantise) src into dst and make *v a F32 view of it. */
+static int own_one(mk_llama *m, const mk_tensor_view **slot, mk_tensor_view *v, float *dst) {
+    const mk_tensor_view *src = *slot;
+    int rc = mk_weights_to_f32(src, dst, src->n_elems);
+    if (rc) return mk_fail_ctx(rc, "%s: tensor %s", mk_weights_path(m->w), src->name);
+    *v = *src;
+    v->dtype = MK_F32;
+    v->data = dst;
+    v->nbytes = (size_t)src->n_elems * sizeof(float);
+    *slot = v;
+    return MK_OK;
+}
+
+static int own_weights(mk_llama *m) {
+    const mk_llama_config *c = &m->c;
+    mk_llama_grads g;
+    size_t n = mk_llama_layout(c, NULL, &g);
+    size_t D = (size_t)c->dim, F = (size_t)c->ffn_dim;
+    size_t QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
+    m->own = malloc(n * sizeof(float));
+    m->own_views = calloc(2 + 7 * (size_t)c->n_layers, sizeof *m->own_views);
+    if (!m->own || !m->own_views)
+        return mk_fail(MK_ERR_NOMEM, "%s: out of memory for an F32 copy of the weights (%zu MB)",
+                       mk_weights_path(m->w), n * sizeof(float) >> 20);
+    m->own_n = n;
+    mk_llama_layout(c, m->own, &g);
+    mk_tensor_view *v = m->own_views;
+    int rc;
+    int tied = m->output == m->tok_emb;
+    if ((rc = own_one(m, &m->tok_emb, v++, g.tok_emb))) return rc;
+    if (tied) m->output = m->tok_emb;
+    else if ((rc = own_one(m, &m->output, v++, g.output))) return rc;
+    for (int l = 0; l < c->n_layers; l++) {
+        mk_llama_layer *L = &m->layers[l];
+        if ((rc = own_one(m, &L->wq, v++, g.wq + l * QD * D)) ||
+            (rc = own_one(m, &L->wk, v++, g.wk + l * KD * D)) ||
+            (rc = own_one(m, &L->wv, v++, g.wv + l * KD * D)) ||
+            (rc = own_one(m, &L->wo, v++, g.wo + l * D * QD)) ||
+            (rc = own_one(m, &L->wg, v++, g.w_gate + l * F * D)) ||
+            (rc = own_one(m, &L->wu, v++, g.w_up + l * F * D)) ||
+            (rc = own_one(m, &L->wd, v++, g.w_down + l * D * F)))
+            return rc;
+        memcpy(g.attn_norm + l * D, L->attn_norm, D * sizeof(float));
+        memcpy(g.ffn_norm + l * D, L->ffn_norm, D * sizeof(float));
+        L->attn_norm = g.attn_norm + l * D;
+        L->ffn_norm = g.ffn_norm + l * D;
+    }
+    memcpy(g.out_norm, m->out_norm, D * sizeof(float));
+    m->out_norm = g.out_norm; /* rope_ff keeps pointing into m->norms */
+    m->all_f32 = 1;
+    m->c.wtype = MK_F32;
+    return MK_OK;
+}
+
+int mk_llama_params(mk_llama *m, mk_llama_grads *p) {
+    memset(p, 0, sizeof *p);
+    if (!m->own)
+        return mk_fail(MK_ERR_UNSUPPORTED, "%s: the weights are read in place; open the model "
+                       "with MK_LLAMA_OWN_WEIGHTS to change them", mk_weights_path(m->w));
+    mk_llama_layout(&m->c, m->own, p);
+    return MK_OK;
+}
+
+/* ---------------------------------------------------------------- saving */
+
+static int save_mat(mk_gguf_writer *w, const char *name, const mk_tensor_view *t, int64_t rows,
+                    int64_t cols, int permute_heads, mk_dtype dt, float *buf, float *buf2) {
+    int rc = mk_weights_to_f32(t, buf, (uint64_t)(rows * cols));
+    if (rc) return rc;
+    if (permute_heads) { /* rotate-half rows -> GGUF's interleaved pairs, per head */
+        int64_t hs = rows / permute_heads;
+        for (int64_t h = 0; h < permute_heads; h++)
+            for (int64_t i = 0; i < hs / 2; i++)
+                for (int j = 0; j < 2; j++)
+                    memcpy(buf2 + (size_t)(h * hs + 2 * i + j) * cols,
+                           buf + (size_t)(h * hs + j * (hs / 2) + i) * cols, (size_t)cols * sizeof(float));
+        buf = buf2;
+    }
+    int64_t shape[2] = {rows, cols};
+    return mk_gguf_w_tensor(w, name, dt, buf, 2, shape);
+}
+
+int mk_llama_save_gguf(const mk_llama *m, const char *path, mk_dtype dt) {
+    const mk_llama_config *c = &m->c;
+    int64_t D = c->dim, V = c->n_vocab, F = c->ffn_dim, HS = c->head_dim;
+    int64_t QD = (int64_t)c->n_heads * HS, KD = (int64_t)c->n_kv_heads * HS;
+    if (dt != MK_F32 && dt != MK_F16 && dt != MK_Q8_0 && dt != MK_Q4_0)
+        return mk_fail(MK_ERR_UNSUPPORTED, "%s: cannot write matrices as %s", path, mk_dtype_name(dt));
+    if ((dt == MK_Q8_0 || dt == MK_Q4_0) && (D % MK_QK || F % MK_QK || QD % MK_QK))
+        return mk_fail(MK_ERR_UNSUPPORTED, "%s: %s needs rows that are multiples of %d", path,
+                       mk_dtype_name(dt), MK_QK);
+    int64_t big = V * D;
+    if (F * D > big) big = F * D;
+    if (QD * D > big) big = QD * D;
+    float *buf = malloc((size_t)big * sizeof(float)), *buf2 = malloc((size_t)big * sizeof(float));
+    mk_gguf_writer *w = mk_gguf_writer_new();
+    int rc = MK_OK;
+    if (!buf || !buf2 || !w) {
+        rc = mk_fail(MK_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    if ((rc = mk_gguf_w_str(w, "general.architecture", "llama")) ||
+        (rc = mk_gguf_w_u32(w, "llama.context_length", (uint32_t)c->n_ctx)) ||
+        (rc = mk_gguf_w_u32(w, "llama.embedding_length", (uint32_t)D)) ||
+        (rc = mk_gguf_w_u32(w, "llama.block_count", (uint32_t)c->n_layers)) ||
+        (rc = mk_gguf_w_u32(w, "llama.feed_forward_length", (uint32_t)F)) ||
+        (rc = mk_gguf_w_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads)) ||
+        (rc = mk_gguf_w_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads)) ||
+        (rc = mk_gguf_w_u32(w, "llama.attention.key_length", (uint32_t)HS)) ||
+        (rc = mk_gguf_w_u32(w, "llama.rope.dimension_count", (uint32_t)HS)) ||
+        (rc = mk_gguf_w_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps)) ||
+        (rc = mk_gguf_w_f32(w, "llama.rope.freq_base", c->rope_theta)) ||
+        (rc = mk_gguf_w_u32(w, "llama.vocab_size", (uint32_t)V)))
+        goto fail;
+    int perm = !c->rope_interleaved;
+    if ((rc = save_mat(w, "token_embd.weight", m->tok_emb, V, D, 0, dt, buf, buf2))) goto fail;
+    if (m->output != m->tok_emb &&
+        (rc = save_mat(w, "output.weight", m->output, V, D, 0, dt, buf, buf2)))
+        goto fail;
+    int64_t sd[1] = {D};
+    if ((rc = mk_gguf_w_tensor(w, "output_norm.weight", MK_F32, m->out_norm, 1, sd))) goto fail;
+    if (m->rope_ff) { /* frequency divisors, as llama.cpp's rope_freqs.weight */
+        int64_t sh[1] = {HS / 2};
+        if ((rc = mk_gguf_w_tensor(w, "rope_freqs.weight", MK_F32, m->rope_ff, 1, sh))) goto fail;
+    }
+    char nm[96];
+    for (int l = 0; l < c->n_layers; l++) {
+        const mk_llama_layer *L = &m->layers[l];
+        snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
+        if ((rc = mk_gguf_w_tensor(w, nm, MK_F32, L->attn_norm, 1, sd))) goto fail;
+        snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
+        if ((rc = mk_gguf_w_tensor(w, nm, MK_F32, L->ffn_norm, 1, sd))) goto fail;
+        struct { const char *n; const mk_tensor_view *t; int64_t r, k; int ph; } mats[] = {
+            {"attn_q", L->wq, QD, D, perm ? c->n_heads : 0},
+            {"attn_k", L->wk, KD, D, perm ? c->n_kv_heads : 0},
+            {"attn_v", L->wv, KD, D, 0},
+            {"attn_output", L->wo, D, QD, 0},
+            {"ffn_gate", L->wg, F, D, 0},
+            {"ffn_up", L->wu, F, D, 0},
+            {"ffn_down", L->wd, D, F, 0},
+        };
+        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+            snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, mats[i].n);
+            if ((rc = save_mat(w, nm, mats[i].t, mats[i].r, mats[i].k, mats[i].ph, dt, buf, buf2)))
+                goto fail;
+        }
+    }
+    rc = mk_gguf_w_write(w, path);
+fail:
+    if (rc) mk_fail_ctx(rc, "%s", path);
+    mk_gguf_writer_free(w);
+    free(buf);
+    free(buf2);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- fingerprint */
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
@@ -512,6 +670,7 @@ int mk_llama_open_ex(const char *path, int flags, mk_llama **out) {
     }
     if (rc) goto fail;
     if ((rc = load_weights(m))) goto fail;
+    if ((flags & MK_LLAMA_OWN_WEIGHTS) && (rc = own_weights(m))) goto fail;
     if ((rc = make_fingerprint(m))) goto fail;
     if (!(flags & MK_LLAMA_NO_TOKENIZER)) load_tokenizer(m);
     *out = m;
@@ -529,6 +688,8 @@ void mk_llama_close(mk_llama *m) {
     mk_weights_close(m->w);
     free(m->layers);
     free(m->norms);
+    free(m->own);
+    free(m->own_views);
     free(m);
 }
 

@@ -48,7 +48,13 @@ typedef struct {
 
 typedef struct mk_llama mk_llama;
 
-enum { MK_LLAMA_NO_TOKENIZER = 1 }; /* open flag: do not load the model's tokenizer */
+enum {
+    MK_LLAMA_NO_TOKENIZER = 1, /* open flag: do not load the model's tokenizer */
+    /* open flag: copy every weight (dequantised) into one private, writable
+     * F32 block laid out like mk_llama_grads (for pretraining small models:
+     * see mk_llama_params); the default reads the file mapping in place */
+    MK_LLAMA_OWN_WEIGHTS = 2
+};
 
 /* Open a model: a .gguf file, a HF model directory, or a .safetensors file
  * with config.json beside it. Validates every tensor (presence, dtype,
@@ -124,6 +130,19 @@ typedef struct {
 int mk_llama_grads_init(const mk_llama *m, mk_llama_grads *g);
 void mk_llama_grads_zero(mk_llama_grads *g);
 void mk_llama_grads_free(mk_llama_grads *g);
+
+/* For a model opened with MK_LLAMA_OWN_WEIGHTS: pointers to its writable
+ * weights, with exactly the layout of mk_llama_grads (p->block and p->n
+ * included, owned by the model), so an optimiser can run one flat loop
+ * over params.block and grads.block. Changes take effect at the next
+ * forward. MK_ERR_UNSUPPORTED for a model reading its file in place. */
+int mk_llama_params(mk_llama *m, mk_llama_grads *p);
+
+/* Write the model's current weights as a GGUF file (llama architecture,
+ * Q/K rows in GGUF's interleaved order, rope_freqs.weight when the RoPE
+ * frequencies are scaled), matrices stored as dtype (MK_F32, MK_F16,
+ * MK_Q8_0, MK_Q4_0), norms F32. The tokenizer is not written. */
+int mk_llama_save_gguf(const mk_llama *m, const char *path, mk_dtype dtype);
 
 /* Backward from dlogits (sum_i L_i, V) (same layout as the forward's
  * logits). dprefix[i] (n_i, D) receive (ADD) d/d prefix_i; dprefix or any

@@ -234,19 +234,15 @@ fail:
 
 /* ---------------------------------------------------------------- gradients */
 
-int mk_llama_grads_init(const mk_llama *m, mk_llama_grads *g) {
-    const mk_llama_config *c = &m->c;
-    memset(g, 0, sizeof *g);
-    if (!m->all_f32 || m->tok_emb->dtype != MK_F32)
-        return mk_fail(MK_ERR_UNSUPPORTED, "%s: weight gradients need every weight stored as F32 "
-                       "(this model's matrices are %s)", mk_weights_path(m->w), mk_dtype_name(c->wtype));
+size_t mk_llama_layout(const mk_llama_config *c, float *base, mk_llama_grads *g) {
     size_t D = (size_t)c->dim, V = (size_t)c->n_vocab, F = (size_t)c->ffn_dim,
            NL = (size_t)c->n_layers;
     size_t QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
     size_t per_layer = 2 * D + 2 * QD * D + 2 * KD * D + 3 * F * D;
     size_t n = V * D + NL * per_layer + D + (c->tied_embeddings ? 0 : V * D);
-    float *p = calloc(n, sizeof(float));
-    if (!p) return mk_fail(MK_ERR_NOMEM, "llama: out of memory for %zu weight gradients", n);
+    memset(g, 0, sizeof *g);
+    if (!base) return n;
+    float *p = base;
     g->block = p;
     g->n = n;
     g->tok_emb = p; p += V * D;
@@ -261,6 +257,20 @@ int mk_llama_grads_init(const mk_llama *m, mk_llama_grads *g) {
     g->w_down = p; p += NL * D * F;
     g->out_norm = p; p += D;
     g->output = c->tied_embeddings ? NULL : p;
+    return n;
+}
+
+int mk_llama_grads_init(const mk_llama *m, mk_llama_grads *g) {
+    const mk_llama_config *c = &m->c;
+    memset(g, 0, sizeof *g);
+    if (!m->all_f32 || m->tok_emb->dtype != MK_F32)
+        return mk_fail(MK_ERR_UNSUPPORTED, "%s: weight gradients need every weight stored as F32 "
+                       "(this model's matrices are %s; open with MK_LLAMA_OWN_WEIGHTS for an F32 "
+                       "copy)", mk_weights_path(m->w), mk_dtype_name(c->wtype));
+    size_t n = mk_llama_layout(c, NULL, g);
+    float *p = calloc(n, sizeof(float));
+    if (!p) return mk_fail(MK_ERR_NOMEM, "llama: out of memory for %zu weight gradients", n);
+    mk_llama_layout(c, p, g);
     return MK_OK;
 }
 

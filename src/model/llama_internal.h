@@ -32,7 +32,14 @@ struct mk_llama {
     float *out_norm;               /* (D), inside norms */
     float *rope_ff;                /* (HS/2) frequency divisors, or NULL */
     int all_f32;                   /* every matrix stored as F32 (weight gradients) */
+    float *own;                    /* MK_LLAMA_OWN_WEIGHTS: writable weights, grads layout */
+    size_t own_n;                  /* floats in own */
+    mk_tensor_view *own_views;     /* views into own replacing the file's */
 };
+
+/* Lay out every weight (or gradient) of config c in one block at base
+ * (NULL: only count); fills g's pointers and returns the float count. */
+size_t mk_llama_layout(const mk_llama_config *c, float *base, mk_llama_grads *g);
 
 /* out (M,N) = inp (M,K) @ t^T for a stored weight view t (N, K). */
 void mk_llama_mm(float *out, const float *inp, const mk_tensor_view *t, int M, int K, int N);
