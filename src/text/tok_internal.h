@@ -59,6 +59,8 @@ struct mk_tokenizer {
 
     tok_strmap vocab;
     tok_pairmap merges;
+    uint8_t bl_char[256][2]; /* byte-level: UTF-8 of each byte's character */
+    uint8_t bl_len[256];     /* ... and its length (1 or 2) */
     int32_t byte_id[256]; /* byte-level: id of the byte's unicode char;
                              SPM: id of <0xXX>; -1 when absent */
 

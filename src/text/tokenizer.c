@@ -277,6 +277,8 @@ int tok_finish(mk_tokenizer *t, const char *label) {
         size_t n;
         if (t->kind == TOK_BYTE_LEVEL) {
             n = put_utf8(buf, byte_char(b));
+            memcpy(t->bl_char[b], buf, n);
+            t->bl_len[b] = (uint8_t)n;
         } else {
             static const char hex[] = "0123456789ABCDEF";
             memcpy(buf, "<0x", 3);
@@ -566,7 +568,20 @@ static void emit(const mk_tokenizer *t, const bpe_work *w, const uint8_t *word, 
 static int bpe_word(const mk_tokenizer *t, bpe_work *w, const uint8_t *word, size_t n, ivec *out) {
     if (n == 0) return 0;
     if (t->ignore_merges) {
-        int32_t id = tok_find(t, (const char *)word, n);
+        /* the vocabulary spells byte-level words in byte characters */
+        char buf[2 * 256];
+        const char *key = (const char *)word;
+        size_t kl = n;
+        if (t->kind == TOK_BYTE_LEVEL) {
+            key = buf;
+            kl = 0;
+            for (size_t i = 0; i < n && kl + 2 <= sizeof buf; i++) {
+                memcpy(buf + kl, t->bl_char[word[i]], t->bl_len[word[i]]);
+                kl += t->bl_len[word[i]];
+            }
+            if (n > 256) kl = 0; /* longer than any real piece: merge instead */
+        }
+        int32_t id = kl ? tok_find(t, key, kl) : -1;
         if (id >= 0 && !(t->attr[id] & TA_NOMERGE)) { ipush(out, id); return 0; }
     }
     if (work_reserve(w, n)) return -1;

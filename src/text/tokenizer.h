@@ -12,7 +12,9 @@
  *    SentencePiece); unknown characters and invalid bytes become <0xXX>.
  *    A dummy "▁" is put before each text segment (after a special token
  *    too, as Hugging Face's Llama-2 normalizer and llama.cpp do) and decode
- *    drops the leading space of the first non-special token again.
+ *    drops the leading space of the first non-special token again. (A
+ *    Metaspace pre-tokenizer adds the "▁" only when the text does not start
+ *    with a space, as Hugging Face does; then one leading space is lost.)
  *  - Added tokens (tokenizer.json added_tokens, GGUF control/user-defined
  *    tokens, RoBERTa/GPT-2 specials of vocab.json) are found in the input
  *    before anything else, longest first; MK_TOK_SPLIT_SPECIAL turns that

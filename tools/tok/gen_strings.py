@@ -183,9 +183,9 @@ def main():
             "a" * 300, " " * 40, "ab" * 100, "9" * 50, "\n" * 10 + "x"]
     lines = prompts()
     rng.shuffle(lines)
-    out += lines[:900]
+    out += lines[:800]
     # dataset lines with perturbations
-    for line in lines[900:1300]:
+    for line in lines[800:1100]:
         r = rng.random()
         if r < 0.3:
             line = line.upper()
@@ -196,7 +196,7 @@ def main():
         else:
             line = rng.choice(SPACES) + line + rng.choice(SPACES)
         out.append(line)
-    while len(out) < 2600:
+    while len(out) < 2000:
         out.append(generated())
     for s in out:
         assert all(ok_char(c) or c in "\t\n\r\x0b\x0c" or (1 <= ord(c) < 32) for c in s), repr(s)
