@@ -7,6 +7,11 @@
  *    tools/tok/spm_oracle.py with Debian's python3-sentencepiece) loaded as a
  *    Llama-2 style tokenizer.json and as GGUF metadata, against
  *    sentencepiece's own ids.
+ *  - GPT-2's vocabulary with Llama-3's pre-tokenizer (Split + ByteLevel,
+ *    ignore_merges) and the SentencePiece fixture with a Metaspace
+ *    pre-tokenizer, against Hugging Face's JavaScript tokenizers
+ *    (tools/tok/hf_oracle.js); the same GPT-2 vocabulary as tokenizer.json
+ *    and as GGUF metadata against gpt-3-encoder.
  *  - the GPT-2 / Llama-3 scanners against PCRE2 running the original regexes.
  *  - round trips, invalid UTF-8, random bytes, empty input, special tokens,
  *    a hand-made RoBERTa vocab.json + merges.txt, bad files.
@@ -797,6 +802,8 @@ static void test_gguf_gpt2(const strlist *s) {
             CHECK(t->split == SPLIT_LLAMA3 && t->ignore_merges);
             /* Llama-3 splits digits in threes: "12345" -> "123" "45" */
             CHECK(encode_eq(t, "12345", 0, (const int32_t[]){10163, 2231}, 2));
+            /* ignore_merges looks the word up in byte characters: "½" is "Â½" */
+            CHECK(encode_eq(t, "\xC2\xBD", 0, (const int32_t[]){23141}, 1));
         }
         mk_tok_free(t);
     }
