@@ -25,8 +25,10 @@
  *    (see flops_* below), as achieved GFLOP/s, next to the GEMM rate
  *    measured IN THE SAME RUN with mk_matmul_forward (the kernel every
  *    layer uses) on exactly the matmul shapes the encode runs for that batch
- *    (M from the actual chunking and padding; weights cycled through 200 MB
- *    so they come from DRAM as in the real pass): the GEMM-only time
+ *    (M from the actual chunking and padding, flop-weighted; weights cycled
+ *    through 200 MB so they come from DRAM as in the real pass), in short
+ *    trials after every encode chunk so that the GEMM rate and the encode
+ *    see the same load on a shared machine: the GEMM-only time
  *    t_gemm = sum over shapes of flops / rate, the "GEMM rate" =
  *    GEMM flops / t_gemm, and the ratio achieved / GEMM rate.
  *
@@ -308,6 +310,7 @@ typedef struct {
     int M, K, N;
     double flops; /* total flops of this shape class in the batch */
     double rate;  /* measured GFLOP/s of mk_matmul_forward at this shape */
+    double f_meas, t_meas; /* flops and seconds of its GEMM trials so far */
 } shape;
 
 typedef struct {
@@ -392,41 +395,41 @@ static int batch_shapes(const mk_editor *ed, const account *a, int b, shape *s) 
     int Mt = (int)lround(a->m_tok_w / a->w_tok), Ms = (int)lround(a->m_sent_w / a->w_sent);
     int n = 0;
     double tp = a->tok_pad;
-    s[n++] = (shape){Mt, H, H, NL * 4 * 2.0 * tp * H * H, 0};
-    s[n++] = (shape){Mt, H, I, NL * 2.0 * tp * H * I, 0};
-    s[n++] = (shape){Mt, I, H, NL * 2.0 * tp * H * I, 0};
-    s[n++] = (shape){Ms, F, R, a->sent * 2.0 * F * R, 0};
-    s[n++] = (shape){Ms, R, R, a->sent * 2.0 * R * R, 0};
+    s[n++] = (shape){Mt, H, H, NL * 4 * 2.0 * tp * H * H, 0, 0, 0};
+    s[n++] = (shape){Mt, H, I, NL * 2.0 * tp * H * I, 0, 0, 0};
+    s[n++] = (shape){Mt, I, H, NL * 2.0 * tp * H * I, 0, 0, 0};
+    s[n++] = (shape){Ms, F, R, a->sent * 2.0 * F * R, 0, 0, 0};
+    s[n++] = (shape){Ms, R, R, a->sent * 2.0 * R * R, 0, 0, 0};
     /* prompt encoder: chunks of min(ENCODE_CHUNK, CHUNK_VALUES) values */
     int mv = b < ENCODE_CHUNK ? b : ENCODE_CHUNK;
     if (mv > CHUNK_VALUES) mv = CHUNK_VALUES;
-    s[n++] = (shape){mv, R, T * D, b * 2.0 * R * T * D, 0};
-    s[n++] = (shape){mv, R, D, b * (2.0 * 2 * R * D + 2.0 * 2 * D * D), 0}; /* kp, vp, in_k, in_v */
-    s[n++] = (shape){mv * T, D, D, b * 2.0 * 2 * T * D * D, 0};             /* in_q, out */
+    s[n++] = (shape){mv, R, T * D, b * 2.0 * R * T * D, 0, 0, 0};
+    /* kp, vp (K = R) and in_k, in_v (K = D): R = D here, one shape */
+    s[n++] = (shape){mv, R, D, b * (2.0 * 2 * R * D + 2.0 * 2 * D * D), 0, 0, 0};
+    s[n++] = (shape){mv * T, D, D, b * 2.0 * 2 * T * D * D, 0, 0, 0}; /* in_q, out */
     return n;
 }
 
-/* mk_matmul_forward GFLOP/s at (M, K, N): median of 3 trials of >= tmin
- * seconds each; the weight slice moves through wpool (wn floats) every
- * call so it comes from memory, not cache, as in the real pass */
-static double gemm_rate(int M, int K, int N, const float *wpool, size_t wn, const float *inp,
-                        float *out, double tmin) {
-    size_t wsz = (size_t)K * N, slots = wn / wsz;
+/* One GEMM trial of mk_matmul_forward at sh's shape: calls for >= tmin
+ * seconds (at least one), added to sh->f_meas / t_meas. Trials run after
+ * every encode chunk, so the rate covers the same minutes (and the same
+ * neighbours on a shared machine) as the encode. The weight slice moves
+ * through wpool (wn floats) every call so it comes from memory, not cache,
+ * as in the real pass. */
+static void gemm_trial(shape *sh, const float *wpool, size_t wn, const float *inp, float *out,
+                       double tmin) {
+    static size_t it = 0;
+    size_t wsz = (size_t)sh->K * sh->N, slots = wn / wsz;
     if (slots < 1) slots = 1;
-    double t[3];
-    size_t it = 0;
-    mk_matmul_forward(out, inp, wpool, NULL, M, K, N); /* warm */
-    for (int r = 0; r < 3; r++) {
-        int calls = 0;
-        double t0 = now(), el;
-        do {
-            mk_matmul_forward(out, inp, wpool + (it++ % slots) * wsz, NULL, M, K, N);
-            calls++;
-            el = now() - t0;
-        } while (el < tmin);
-        t[r] = el / calls;
-    }
-    return 2.0 * M * K * N / median(t, 3) * 1e-9;
+    int calls = 0;
+    double t0 = now(), el;
+    do {
+        mk_matmul_forward(out, inp, wpool + (it++ % slots) * wsz, NULL, sh->M, sh->K, sh->N);
+        calls++;
+        el = now() - t0;
+    } while (el < tmin);
+    sh->f_meas += 2.0 * sh->M * sh->K * sh->N * calls;
+    sh->t_meas += el;
 }
 
 /* ---- main ---- */
@@ -589,9 +592,33 @@ int main(int argc, char **argv) {
                 reqs[i].target_new = rs.target[off + i];
             }
             off += b;
+            /* FLOPs and GEMM shapes from the first repeat's texts
+             * (tokenised here, before and outside the timed encode) */
+            if (r == 0) {
+                for (int i0 = 0; i0 < b; i0 += ENCODE_CHUNK) {
+                    int m = b - i0 < ENCODE_CHUNK ? b - i0 : ENCODE_CHUNK;
+                    char **ks = xmalloc((size_t)m * sizeof *ks);
+                    for (int i = 0; i < m; i++) ks[i] = mk_knowledge_sentence(pr[i0 + i], tg[i0 + i]);
+                    account_texts(acc, ed, pr + i0, m);
+                    account_texts(acc, ed, (const char *const *)ks, m);
+                    for (int i = 0; i < m; i++) free(ks[i]);
+                    free(ks);
+                }
+                acc->penc = penc_flops(ed, b);
+                o->ns = batch_shapes(ed, acc, b, o->s);
+                for (int k = 0; k < o->ns; k++) {
+                    shape *sh = &o->s[k];
+                    if ((size_t)sh->M * sh->K > in_n || (size_t)sh->M * sh->N > out_n) {
+                        fprintf(stderr, "bench_edit: shape %dx%dx%d too large for the buffers\n",
+                                sh->M, sh->K, sh->N);
+                        return 1;
+                    }
+                }
+            }
             /* as mk_session_encode: chunks of ENCODE_CHUNK requests */
             double sk = 0, sv = 0, sp = 0;
             struct rusage u0, u1;
+            double cpu = 0, flt = 0;
             getrusage(RUSAGE_SELF, &u0);
             for (int i0 = 0; i0 < b; i0 += ENCODE_CHUNK) {
                 int m = b - i0 < ENCODE_CHUNK ? b - i0 : ENCODE_CHUNK;
@@ -605,14 +632,19 @@ int main(int argc, char **argv) {
                 sk += bb - a;
                 sv += cc - bb;
                 sp += dd - cc;
+                getrusage(RUSAGE_SELF, &u1);
+                cpu += cpu_of(&u1) - cpu_of(&u0);
+                flt += (double)(u1.ru_minflt - u0.ru_minflt);
+                for (int k = 0; k < o->ns && !no_gemm; k++)
+                    gemm_trial(&o->s[k], wpool, wn, gin, gout, quick ? 0.01 : 0.05);
+                getrusage(RUSAGE_SELF, &u0);
             }
-            getrusage(RUSAGE_SELF, &u1);
             tk[r] = sk;
             tv[r] = sv;
             tp[r] = sp;
             te[r] = sk + sv + sp;
-            tc[r] = cpu_of(&u1) - cpu_of(&u0);
-            tf[r] = (double)(u1.ru_minflt - u0.ru_minflt);
+            tc[r] = cpu;
+            tf[r] = flt;
             mk_kb_vectors vec = {fp, R, T, D, keys, prompts};
             mk_kb_insert_args ia;
             memset(&ia, 0, sizeof ia);
@@ -623,19 +655,6 @@ int main(int argc, char **argv) {
             double a = now();
             if (mk_kb_insert(kb, reqs, b, &ia, &batch_id, NULL)) die("mk_kb_insert");
             ti[r] = now() - a;
-            /* FLOP accounting from the first repeat's texts (tokenised
-             * again here, outside the timed encode) */
-            if (r == 0) {
-                for (int i0 = 0; i0 < b; i0 += ENCODE_CHUNK) {
-                    int m = b - i0 < ENCODE_CHUNK ? b - i0 : ENCODE_CHUNK;
-                    char **ks = xmalloc((size_t)m * sizeof *ks);
-                    for (int i = 0; i < m; i++) ks[i] = mk_knowledge_sentence(pr[i0 + i], tg[i0 + i]);
-                    account_texts(acc, ed, pr + i0, m);
-                    account_texts(acc, ed, (const char *const *)ks, m);
-                    for (int i = 0; i < m; i++) free(ks[i]);
-                    free(ks);
-                }
-            }
         }
         o->keys = median(tk, reps);
         o->values = median(tv, reps);
@@ -644,20 +663,11 @@ int main(int argc, char **argv) {
         o->insert = median(ti, reps);
         o->cpu = median(tc, reps);
         o->minflt = median(tf, reps);
-        acc->penc = penc_flops(ed, b);
         o->flops = acc->enc_lin + acc->enc_att + acc->heads + acc->penc;
         o->flops_pad = acc->enc_lin_pad + acc->enc_att_pad + acc->heads + acc->penc;
-
-        /* the GEMM rate on this batch's shapes, now */
-        o->ns = batch_shapes(ed, acc, b, o->s);
         for (int k = 0; k < o->ns && !no_gemm; k++) {
             shape *sh = &o->s[k];
-            if ((size_t)sh->M * sh->K > in_n || (size_t)sh->M * sh->N > out_n) {
-                fprintf(stderr, "bench_edit: shape %dx%dx%d too large for the buffers\n", sh->M,
-                        sh->K, sh->N);
-                return 1;
-            }
-            sh->rate = gemm_rate(sh->M, sh->K, sh->N, wpool, wn, gin, gout, quick ? 0.02 : 0.15);
+            sh->rate = sh->f_meas / sh->t_meas * 1e-9;
             double t = sh->flops / (sh->rate * 1e9);
             o->t_gemm += t;
             o->f_gemm += sh->flops;
@@ -686,8 +696,8 @@ int main(int argc, char **argv) {
                o->minflt / o->b, o->load);
     }
     printf("\nFLOPs and the GEMM rate (useful = real tokens; executed = padded tokens, what the "
-           "kernels compute; GEMM rate = mk_matmul_forward on this batch's shapes, measured "
-           "right after it):\n\n"
+           "kernels compute; GEMM rate = mk_matmul_forward on this batch's shapes, in "
+           "trials between its encode chunks):\n\n"
            "| batch | tokens/sentence real (padded; padded if sorted) | GFLOP/edit useful (executed) | "
            "achieved GFLOP/s useful (executed) | GEMM rate GFLOP/s | ratio useful (executed) | "
            "GEMM-only s: encoder / heads / prompt enc | measured s: tokenize / keys+values / prompts |\n"
