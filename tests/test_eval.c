@@ -255,6 +255,20 @@ int main(void) {
     o.fluency = 0;
     mk_eval_result r;
     CHECK(mk_eval_run(llm, ed, &set, &o, &r) == MK_ERR_ARG && strstr(mk_errmsg(), "permutation"));
+    /* an item too long for the context is named before any work */
+    {
+        char *lj = malloc(4000);
+        int k = snprintf(lj, 100, "[{\"prompt\":\"");
+        for (int i = 0; i < 700; i++) k += snprintf(lj + k, 8, "a ");
+        snprintf(lj + k, 200, "\",\"target_new\":\"T\",\"rephrase_prompt\":\"R\","
+                 "\"locality_prompt\":\"L\",\"locality_ground_truth\":\"G\"}]");
+        mk_eval_set big;
+        CHECK_OK(mk_eval_set_parse(lj, strlen(lj), "long.json", MK_DS_COUNTERFACT, 0, &big));
+        o.order = NULL;
+        CHECK(mk_eval_run(llm, ed, &big, &o, &r) == MK_ERR_RANGE && strstr(mk_errmsg(), "item 0 (prompt"));
+        mk_eval_set_free(&big);
+        free(lj);
+    }
     mk_eval_set_free(&set);
     mk_editor_free(ed);
     mk_llama_close(llm);

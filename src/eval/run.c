@@ -168,6 +168,23 @@ static int prepare(ctx *c) {
             if (!p->ypre[l]) return mk_fail(MK_ERR_NOMEM, "out of memory");
         }
     }
+    /* every sequence must fit the context with the most prefix vectors a
+     * retrieval can give */
+    int64_t topk = c->o->retr.top_k > 0 ? c->o->retr.top_k : 1;
+    int64_t most = (int64_t)mk_llama_cfg(c->llm)->n_ctx - topk * c->T;
+    for (int64_t i = 0; i < s->n; i++) {
+        const prep *p = &c->pp[i];
+        const mk_eval_item *it = &s->items[i];
+        const char *what = p->eff.L > most ? "prompt" : NULL;
+        for (int g = 0; !what && g < it->n_gen; g++)
+            if (p->gen[g].L > most) what = it->gen[g].kind;
+        for (int l = 0; !what && l < it->n_loc; l++)
+            if (p->loc[l].L > most) what = it->loc[l].kind;
+        if (what)
+            return mk_fail(MK_ERR_RANGE, "item %lld (%s probe): too many tokens for the model's "
+                           "context of %d with %lld prefix vectors", (long long)i, what,
+                           mk_llama_cfg(c->llm)->n_ctx, (long long)(topk * c->T));
+    }
     return MK_OK;
 }
 
