@@ -53,11 +53,11 @@ ok "batch table deterministic" "cmp -s $T/b1.txt $T/b2.txt"
 ok "report deterministic" "diff <(grep -v seconds $T/r1.json) <(grep -v seconds $T/r2.json) >/dev/null"
 ok "report fields" "grep -q '\"means_x100\"' $T/r1.json && grep -q '\"efficacy_counts\"' $T/r1.json && grep -q '\"fluency_tokens\":.40' $T/r1.json && [ \$(grep -c '\"index\"' $T/r1.json) = 8 ]"
 ok "fluency in the table" "grep -qE '^Fluency +[0-9]+\.[0-9]+$' $T/b1.txt"
-expect "other seed" 0 'Fluency' -- "$BIN" eval --model $M --editor $E --data $D --n 4 --seed 6 --fluency-tokens 40 --limit 5
+expect "other seed" 0 'Fluency' -- "$BIN" eval --model $M --editor $E --data $D --mode batch --n 4 --seed 6 --fluency-tokens 40 --limit 5
 
 # MedCF: four locality probes, reported by kind
-expect medcf 0 'locality mapping' -- "$BIN" eval --model $M --editor $E --data tests/data/eval/medcf_small.json --n 2 --no-fluency
-expect "medcf detected" 0 '3 medcf items' -- "$BIN" eval --model $M --editor $E --data tests/data/eval/medcf_small.json --n 2 --no-fluency
+expect medcf 0 'locality mapping' -- "$BIN" eval --model $M --editor $E --data tests/data/eval/medcf_small.json --mode batch --n 2 --no-fluency
+expect "medcf detected" 0 '3 medcf items' -- "$BIN" eval --model $M --editor $E --data tests/data/eval/medcf_small.json --mode batch --n 2 --no-fluency
 expect "format forced" 1 'locality_prompt' -- "$BIN" eval --model $M --editor $E --data tests/data/eval/medcf_small.json --format medversa --no-fluency
 
 # errors
@@ -68,6 +68,7 @@ expect "bad format" 2 'unknown --format' -- "$BIN" eval --model $M --editor $E -
 expect "batch of 0" 2 'batch' -- "$BIN" eval --model $M --editor $E --data $D --mode batch --n 0
 expect "absent data" 1 'absent.json' -- "$BIN" eval --model $M --editor $E --data $T/absent.json
 expect "foreign editor" 1 'does not fit' -- "$BIN" eval --model tests/data/llama/c_rope3.gguf --editor $E --data $D
+expect "n in single mode" 2 'needs --mode batch' -- "$BIN" eval --model $M --editor $E --data $D --n 4
 expect help 0 'fluency-tokens' -- "$BIN" eval --help
 
 echo "cli_eval: $pass passed, $fail failed"

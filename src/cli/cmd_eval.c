@@ -18,9 +18,11 @@ static const char *USAGE =
     "  --editor FILE         the editor (made for this LLM)\n"
     "  --data FILE           benchmark items (JSON array or JSON lines)\n"
     "  --format F            medversa|medcf|medfe|zsre|counterfact|auto (default auto)\n"
-    "  --mode M              single|batch|sequential (default batch)\n"
-    "  --n N                 batch size / sequential segment, 0 = all (default 1)\n"
-    "  --limit K             first K items only, 0 = all (default 0)\n"
+    "  --mode M              single|batch|sequential (default single)\n"
+    "  --n N                 batch size (batch: shuffled with --seed, chunks of N) or\n"
+    "                        segment length (sequential: N edits one after another,\n"
+    "                        then all measured; 0 = every item) (default 1)\n"
+    "  --limit K             the file's first K items only, before shuffling; 0 = all\n"
     "  --seed S              shuffle (batch) and fluency sampling seed (default 1)\n"
     "  --no-fluency          skip fluency (sampling is the slow part)\n"
     "  --fluency-tokens N    new tokens sampled per prompt (default 100)\n"
@@ -35,7 +37,7 @@ static void progress(void *ud, int64_t done, int64_t total) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *edp = NULL, *data = NULL, *fmt_s = "auto", *mode_s = "batch",
+    const char *model = NULL, *edp = NULL, *data = NULL, *fmt_s = "auto", *mode_s = "single",
                *out = NULL;
     int64_t n = 1, limit = 0, seed = 1;
     int no_flu = 0, flu_tokens = 100, flu_k = 5, rk = 1, fwd = 16;
@@ -58,6 +60,8 @@ int cmd_eval(int argc, char **argv) {
     int fmt = mk_ds_format_parse(fmt_s), mode = mk_eval_mode_parse(mode_s);
     if (fmt < 0) return cli_usage_error("eval", USAGE, "unknown --format '%s'", fmt_s);
     if (mode < 0) return cli_usage_error("eval", USAGE, "unknown --mode '%s'", mode_s);
+    if (mode == MK_EVAL_SINGLE && n != 1)
+        return cli_usage_error("eval", USAGE, "--n needs --mode batch or sequential");
     if (n < 0 || (mode == MK_EVAL_BATCH && n < 1) || limit < 0 || flu_tokens < 1 ||
         flu_tokens > 100000 || flu_k < 0 || rk < 1 || rk > 64 || fwd < 1 || fwd > 4096)
         return cli_usage_error("eval", USAGE,

@@ -27,7 +27,7 @@ int mk_eval_mode_parse(const char *s) {
 
 void mk_eval_opts_default(mk_eval_opts *o) {
     memset(o, 0, sizeof *o);
-    o->mode = MK_EVAL_BATCH;
+    o->mode = MK_EVAL_SINGLE;
     o->n = 1;
     o->seed = 1;
     o->fluency = 1;

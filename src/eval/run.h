@@ -70,6 +70,8 @@ typedef struct {
     void *ud;
 } mk_eval_opts;
 
+/* single mode, n 1, seed 1, fluency on (100 tokens, top-k 5), top-1
+ * retrieval with min_sim -999, 16 sequences per forward. */
 void mk_eval_opts_default(mk_eval_opts *o);
 
 /* Scores of one item. Counts are exact: a score is hits / n. */
