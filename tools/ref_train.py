@@ -18,9 +18,10 @@ Non-default lambdas and temperatures are used so that a swapped weight
 shows; hinge 1.2, eps 1e-8 as the spec.
 
 Writes tests/data/train/:
-  requests.jsonl     8 requests (the C descent test uses all 8; the
-                     reference cases use the first 4, the mlp case with the
-                     fields above removed: requests_mlp.jsonl)
+  requests.jsonl     8 requests (the C descent test and tests/cli_train.sh
+                     use all 8; the reference cases use the first 4, the
+                     mlp case with the fields above removed, as ref.json
+                     lists them)
   ref.json           settings, flips, token triples, every loss term,
                      counts of kept rows / counted positions, the smallest
                      margin of a hinge decision (so float32 cannot flip it)
