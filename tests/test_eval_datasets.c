@@ -154,6 +154,50 @@ int main(void) {
     /* a file that does not exist */
     CHECK(mk_eval_set_load("tests/data/eval/absent.json", MK_DS_AUTO, 0, &s) != MK_OK &&
           strstr(mk_errmsg(), "absent.json"));
+    /* mutation fuzzing: truncations, byte flips and insertions of valid
+     * documents of every schema never crash; each result is a set or an
+     * error naming the file */
+    {
+        const char *docs[] = {mv, cf, fe, zs, cft};
+        uint64_t x = 88172645463325252ull;
+        int bad = 0, n_ok = 0, n_err = 0;
+        char buf[2048];
+        const char bytes[] = "{}[]\",:\\ \n0aZ\x80\xff";
+        for (int it = 0; it < 6000; it++) {
+            const char *d = docs[it % 5];
+            size_t len = strlen(d);
+            memcpy(buf, d, len);
+            int muts = 1 + it % 4;
+            for (int m = 0; m < muts; m++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                size_t at = (size_t)(x >> 11) % (len ? len : 1);
+                int kind = (int)((x >> 3) % 3);
+                char b = bytes[(x >> 40) % (sizeof bytes - 1)];
+                if (kind == 0) len = at;                       /* truncate */
+                else if (kind == 1 && len) buf[at] = b;        /* replace */
+                else if (len + 1 < sizeof buf) {               /* insert */
+                    memmove(buf + at + 1, buf + at, len - at);
+                    buf[at] = b;
+                    len++;
+                }
+            }
+            mk_eval_set fs;
+            int rc = mk_eval_set_parse(buf, len, "t.json", MK_DS_AUTO, 0, &fs);
+            if (rc == MK_OK) {
+                n_ok++;
+                for (int64_t i = 0; i < fs.n; i++)
+                    if (!fs.items[i].prompt || !fs.items[i].target_new || fs.items[i].n_gen < 1 ||
+                        fs.items[i].n_loc < 1)
+                        bad++;
+                mk_eval_set_free(&fs);
+            } else {
+                n_err++;
+                if (!strstr(mk_errmsg(), "t.json") || fs.n != 0) bad++;
+            }
+        }
+        CHECK(bad == 0);
+        printf("mutations: %d parsed, %d refused, %d bad\n", n_ok, n_err, bad);
+    }
     CHECK(mk_ds_format_parse("medcf") == MK_DS_MEDCF && mk_ds_format_parse("x") == -1 &&
           streq(mk_ds_format_name(MK_DS_ZSRE), "zsre"));
     return check_summary("test_eval_datasets");

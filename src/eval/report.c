@@ -53,6 +53,8 @@ int mk_eval_report_json(const mk_eval_report_info *info, const mk_eval_result *r
     cJSON_AddItemToObject(rt, "prompt_own_edit", num(r->ret_eff));
     cJSON_AddItemToObject(rt, "rephrase_own_edit", num(r->ret_gen));
     cJSON_AddItemToObject(rt, "locality_none", num(r->ret_loc_none));
+    cJSON *ord = cJSON_AddArrayToObject(root, "order"); /* evaluation order (dataset indices) */
+    for (int64_t i = 0; i < r->n && ord; i++) cJSON_AddItemToArray(ord, cJSON_CreateNumber((double)r->order[i]));
     cJSON *items = cJSON_AddArrayToObject(root, "items");
     for (int64_t i = 0; i < r->n && items; i++) {
         const mk_eval_score *s = &r->items[i];
