@@ -257,7 +257,7 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, " | %.2f edits/s | %s elapsed, ETA %s\n", rate, els, eta);
             memset(&win, 0, sizeof win);
         }
-        if (g_stop) {
+        if (g_stop && step < total) { /* the final save below is the same */
             interrupted = 1;
             break;
         }
