@@ -517,13 +517,9 @@ int mk_eval_run(const mk_llama *llm, const mk_editor *ed, const mk_eval_set *set
     c.rows = 1;
     res->n = n;
     res->n_chunks = chunk;
+    summarize(&c, res);
     res->items = c.sc;
     c.sc = NULL;
-    {
-        ctx tmp = c;
-        tmp.sc = res->items;
-        summarize(&tmp, res);
-    }
     res->seconds = now_s() - t0;
 fail:
     if (c.pp)
