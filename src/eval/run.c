@@ -243,11 +243,11 @@ static int measure(ctx *c, const int64_t *idx, int64_t m, int64_t chunk) {
     size_t vec_cap = (size_t)topk * (size_t)c->T; /* prefix vectors per query */
     int maxq = ITEM_BLOCK * (1 + 2 * MK_EVAL_MAX_PROBES);
     mk_retr_kb kb = {c->rows, c->R, c->T, c->D, c->keys, c->prompts, NULL};
-    const char **texts = malloc((size_t)maxq * sizeof *texts);
-    float *q = malloc((size_t)maxq * R * sizeof *q);
-    float *pre = malloc((size_t)maxq * vec_cap * D * sizeof *pre);
-    int64_t *nvec = malloc((size_t)maxq * sizeof *nvec);
-    job *jobs = malloc((size_t)maxq * sizeof *jobs);
+    const char **texts = malloc((size_t)maxq * sizeof *texts);     /* (maxq) query texts */
+    float *q = malloc((size_t)maxq * R * sizeof *q);                 /* (maxq, R) */
+    float *pre = malloc((size_t)maxq * vec_cap * D * sizeof *pre);   /* (maxq, topk*T, D) */
+    int64_t *nvec = malloc((size_t)maxq * sizeof *nvec);             /* (maxq) vectors kept */
+    job *jobs = malloc((size_t)maxq * sizeof *jobs);                 /* (maxq) */
     int32_t *gen_ids = NULL;
     mk_retr_result res;
     memset(&res, 0, sizeof res);
