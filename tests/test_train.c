@@ -1,6 +1,8 @@
 /* test_train.c - MedREK training (spec section 7) against the PyTorch
  * reference tools/ref_train.py wrote into tests/data/train/:
  *   - token triples (input, label, mask) of every (prompt, target),
+ *     (and: a target's leading space added only when missing, BOS first,
+ *     mask = the target tokens, empty target refused)
  *     (rephrase, target) and (locality prompt, truth) exactly;
  *   - one step on a batch of 4 with fixed coin flips, for the "attn" editor
  *     (all probes present) and the "mlp" editor (one item without a
@@ -409,6 +411,27 @@ static void errors(void) {
     c.lr = -1;
     CHECK(mk_train_step(ed, llm, &c, &it, 1, &f, &L) == MK_ERR_ARG);
     mk_train_config_default(&c);
+    /* triples: a leading space is added only when missing; BOS first; the
+     * mask covers the target tokens */
+    const mk_tokenizer *tok = mk_llama_tokenizer(llm);
+    mk_train_triple t1, t2;
+    CHECK_OK(mk_train_triple_make(tok, "Fever is treated with", "paracetamol", &t1));
+    CHECK_OK(mk_train_triple_make(tok, "Fever is treated with", " paracetamol", &t2));
+    CHECK(t1.L == t2.L && !memcmp(t1.input, t2.input, (size_t)t1.L * sizeof(int32_t)) &&
+          !memcmp(t1.label, t2.label, (size_t)t1.L * sizeof(int32_t)) && t1.n_mask == t2.n_mask);
+    int32_t *pid, *aid;
+    size_t np, na;
+    CHECK_OK(mk_tok_encode(tok, "Fever is treated with", 21, MK_TOK_SPECIAL, &pid, &np));
+    CHECK_OK(mk_tok_encode(tok, "Fever is treated with paracetamol", 33, MK_TOK_SPECIAL, &aid, &na));
+    CHECK(pid[0] == mk_tok_bos(tok) && t1.input[0] == mk_tok_bos(tok));
+    CHECK(t1.L == (int)na - 1 && t1.n_mask == (int)(na - np));
+    for (int i = 0; i < t1.L; i++) CHECK(t1.mask[i] == (i >= (int)np - 1 ? 1.0f : 0.0f));
+    free(pid), free(aid);
+    mk_train_triple_free(&t1);
+    mk_train_triple_free(&t2);
+    CHECK(mk_train_triple_make(tok, "Fever", "", &t1) == MK_ERR_ARG);
+    CHECK(mk_train_triple_make(NULL, "Fever", "x", &t1) == MK_ERR_ARG);
+
     /* B = 1, no rephrase, no locality: q1 and the rel term only */
     CHECK_OK(mk_train_step(ed, llm, &c, &it, 1, &f, &L));
     CHECK(L.q2_rows == 0 && L.q3_rows == 0 && L.gen_pos == 0 && L.loc_pos == 0 && L.rel_pos > 0);
