@@ -1,9 +1,9 @@
 /* test_train.c - MedREK training (spec section 7) against the PyTorch
  * reference tools/ref_train.py wrote into tests/data/train/:
  *   - token triples (input, label, mask) of every (prompt, target),
- *     (and: a target's leading space added only when missing, BOS first,
- *     mask = the target tokens, empty target refused)
- *     (rephrase, target) and (locality prompt, truth) exactly;
+ *     (rephrase, target) and (locality prompt, truth) exactly; and the
+ *     rules directly: a target's leading space added only when missing,
+ *     BOS first, mask = the target tokens, an empty target refused;
  *   - one step on a batch of 4 with fixed coin flips, for the "attn" editor
  *     (all probes present) and the "mlp" editor (one item without a
  *     rephrase, one without a locality probe), non-default lambdas and
