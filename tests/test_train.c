@@ -172,8 +172,8 @@ static void check_triples(const char *kind, const cJSON *cs, const mk_train_item
             int i = which ? cJSON_GetArrayItem(which, a)->valueint : a;
             const char *p = g == 0 ? it[i].prompt : g == 1 ? it[i].rephrase : it[i].loc_prompt;
             const char *t = g == 2 ? it[i].loc_truth : it[i].target_new;
-            mk_train_triple x;
-            CHECK_OK(mk_train_triple_make(tok, p, t, &x));
+            mk_triple x;
+            CHECK_OK(mk_triple_make(tok, p, t, &x));
             cJSON *o = cJSON_GetArrayItem(arr, a);
             char what[96];
             int32_t *m = malloc((size_t)x.L * sizeof(int32_t));
@@ -185,7 +185,7 @@ static void check_triples(const char *kind, const cJSON *cs, const mk_train_item
             snprintf(what, sizeof what, "%s %s[%d] mask", kind, gn[g], a);
             same_ints(what, cJSON_GetArrayItem(o, 2), m, x.L);
             free(m);
-            mk_train_triple_free(&x);
+            mk_triple_free(&x);
         }
     }
     printf("ok   %s: token triples\n", kind);
@@ -414,9 +414,9 @@ static void errors(void) {
     /* triples: a leading space is added only when missing; BOS first; the
      * mask covers the target tokens */
     const mk_tokenizer *tok = mk_llama_tokenizer(llm);
-    mk_train_triple t1, t2;
-    CHECK_OK(mk_train_triple_make(tok, "Fever is treated with", "paracetamol", &t1));
-    CHECK_OK(mk_train_triple_make(tok, "Fever is treated with", " paracetamol", &t2));
+    mk_triple t1, t2;
+    CHECK_OK(mk_triple_make(tok, "Fever is treated with", "paracetamol", &t1));
+    CHECK_OK(mk_triple_make(tok, "Fever is treated with", " paracetamol", &t2));
     CHECK(t1.L == t2.L && !memcmp(t1.input, t2.input, (size_t)t1.L * sizeof(int32_t)) &&
           !memcmp(t1.label, t2.label, (size_t)t1.L * sizeof(int32_t)) && t1.n_mask == t2.n_mask);
     int32_t *pid, *aid;
@@ -427,10 +427,10 @@ static void errors(void) {
     CHECK(t1.L == (int)na - 1 && t1.n_mask == (int)(na - np));
     for (int i = 0; i < t1.L; i++) CHECK(t1.mask[i] == (i >= (int)np - 1 ? 1.0f : 0.0f));
     free(pid), free(aid);
-    mk_train_triple_free(&t1);
-    mk_train_triple_free(&t2);
-    CHECK(mk_train_triple_make(tok, "Fever", "", &t1) == MK_ERR_ARG);
-    CHECK(mk_train_triple_make(NULL, "Fever", "x", &t1) == MK_ERR_ARG);
+    mk_triple_free(&t1);
+    mk_triple_free(&t2);
+    CHECK(mk_triple_make(tok, "Fever", "", &t1) == MK_ERR_ARG);
+    CHECK(mk_triple_make(NULL, "Fever", "x", &t1) == MK_ERR_ARG);
 
     /* B = 1, no rephrase, no locality: q1 and the rel term only */
     CHECK_OK(mk_train_step(ed, llm, &c, &it, 1, &f, &L));

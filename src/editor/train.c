@@ -45,68 +45,6 @@ static int is_set(const char *s) { return s && *s; }
 
 /* ---- token triples ---- */
 
-void mk_train_triple_free(mk_train_triple *t) {
-    if (!t) return;
-    free(t->input);
-    free(t->label);
-    free(t->mask);
-    memset(t, 0, sizeof *t);
-}
-
-int mk_train_triple_make(const mk_tokenizer *tok, const char *prompt, const char *target,
-                         mk_train_triple *t) {
-    memset(t, 0, sizeof *t);
-    if (!tok) return mk_fail(MK_ERR_ARG, "train: the LLM has no tokenizer");
-    if (!prompt || !is_set(target))
-        return mk_fail(MK_ERR_ARG, "train: a training pair needs a prompt and a non-empty target");
-    size_t lp = strlen(prompt), lt = strlen(target);
-    int space = target[0] != ' ';
-    if (lp > SIZE_MAX / 2 - lt - 2) return mk_fail(MK_ERR_NOMEM, "train: text too long");
-    char *text = malloc(lp + lt + 2);
-    int32_t *ids = NULL, *pids = NULL;
-    size_t n = 0, np = 0;
-    int rc;
-    if (!text) return mk_fail(MK_ERR_NOMEM, "train: out of memory");
-    memcpy(text, prompt, lp);
-    if (space) text[lp] = ' ';
-    memcpy(text + lp + space, target, lt + 1);
-    if ((rc = mk_tok_encode(tok, text, lp + space + lt, MK_TOK_SPECIAL, &ids, &n))) goto fail;
-    if ((rc = mk_tok_encode(tok, prompt, lp, MK_TOK_SPECIAL, &pids, &np))) goto fail;
-    if (n < 2) {
-        rc = mk_fail(MK_ERR_ARG, "train: '%s' gives fewer than 2 tokens", text);
-        goto fail;
-    }
-    if (n - 1 > (size_t)INT_MAX / 2) {
-        rc = mk_fail(MK_ERR_RANGE, "train: '%.40s...' is too long (%zu tokens)", text, n);
-        goto fail;
-    }
-    t->L = (int)(n - 1);
-    t->input = malloc((size_t)t->L * sizeof(int32_t));
-    t->label = malloc((size_t)t->L * sizeof(int32_t));
-    t->mask = malloc((size_t)t->L * sizeof(float));
-    if (!t->input || !t->label || !t->mask) {
-        rc = mk_fail(MK_ERR_NOMEM, "train: out of memory");
-        goto fail;
-    }
-    for (int i = 0; i < t->L; i++) {
-        t->input[i] = ids[i];
-        t->label[i] = ids[i + 1];
-        /* position i predicts token i+1: a target token when i+1 >= len(prompt ids) */
-        t->mask[i] = (int64_t)i >= (int64_t)np - 1 ? 1.0f : 0.0f;
-        t->n_mask += t->mask[i] != 0;
-    }
-    free(text);
-    free(ids);
-    free(pids);
-    return MK_OK;
-fail:
-    free(text);
-    free(ids);
-    free(pids);
-    mk_train_triple_free(t);
-    return rc;
-}
-
 void mk_train_flips(mk_rng *rng, int B, uint8_t *flips) {
     for (int i = 0; i < B; i++) flips[i] = (uint8_t)(mk_rng_next(rng) & 1);
 }
@@ -162,7 +100,7 @@ enum { GROUP_LABEL = 0, GROUP_KL = 1 };
 
 typedef struct {
     int item;            /* whose prompts are injected */
-    mk_train_triple tr;
+    mk_triple tr;
 } seq_t;
 
 typedef struct {
@@ -263,7 +201,7 @@ static int run_group(const mk_llama *llm, int kind, const seq_t *seqs, int n,
         int any = 0;
         size_t r = 0;
         for (int k = 0; k < m; k++) {
-            const mk_train_triple *tr = &seqs[s + k].tr;
+            const mk_triple *tr = &seqs[s + k].tr;
             for (int t = 0; t < tr->L; t++, r++) {
                 float *z = logits + r * V, *d = dP ? z : NULL;
                 int used = 0;
@@ -448,18 +386,18 @@ int mk_train_loss(mk_editor *ed, const mk_llama *llm, const mk_train_config *c,
     if ((rc = mk_editor_prompts_forward(ed, vals, B, prompts, &pe))) goto done;
     for (int i = 0; i < B; i++, nseq++) {
         seqs[nseq].item = i;
-        if ((rc = mk_train_triple_make(ltok, items[i].prompt, items[i].target_new, &seqs[nseq].tr)))
+        if ((rc = mk_triple_make(ltok, items[i].prompt, items[i].target_new, &seqs[nseq].tr)))
             goto done;
     }
     for (int a = 0; a < n2; a++, nseq++) {
         seqs[nseq].item = idx2[a];
-        if ((rc = mk_train_triple_make(ltok, items[idx2[a]].rephrase, items[idx2[a]].target_new,
+        if ((rc = mk_triple_make(ltok, items[idx2[a]].rephrase, items[idx2[a]].target_new,
                                        &seqs[nseq].tr)))
             goto done;
     }
     for (int a = 0; a < nl; a++, nseq++) {
         seqs[nseq].item = idxl[a];
-        if ((rc = mk_train_triple_make(ltok, items[idxl[a]].loc_prompt, items[idxl[a]].loc_truth,
+        if ((rc = mk_triple_make(ltok, items[idxl[a]].loc_prompt, items[idxl[a]].loc_truth,
                                        &seqs[nseq].tr)))
             goto done;
     }
@@ -502,7 +440,7 @@ int mk_train_loss(mk_editor *ed, const mk_llama *llm, const mk_train_config *c,
     }
     if (out) *out = L;
 done:
-    for (int k = 0; k < nseq; k++) mk_train_triple_free(&seqs[k].tr);
+    for (int k = 0; k < nseq; k++) mk_triple_free(&seqs[k].tr);
     if (ks)
         for (int i = 0; i < B; i++) free((char *)ks[i]);
     mk_krm_pass_free(&qp);

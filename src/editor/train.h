@@ -45,13 +45,10 @@
  *  - no locality prompt: no L_q3 row and no L_loc sequence; a locality
  *    prompt without a ground truth: L_q3 row only (L_loc needs a target).
  *
- * Token triples ("pt2xym"): the target gets a leading space when it has
- * none; ids = tok(prompt + target) with the LLM tokenizer's own specials
- * (BOS for Llama: MK_TOK_SPECIAL); input = ids[:-1], label = ids[1:],
- * mask[t] = 1 for t >= len(tok(prompt)) - 1 (that length counting BOS).
- * The reference right-pads a batch; we give mk_llama_forward each sequence
- * at its own length, which is the same for causal attention (a position
- * never sees the padding after it, and padded positions carry mask 0).
+ * Token triples ("pt2xym"): triple.h. The reference right-pads a batch;
+ * we give mk_llama_forward each sequence at its own length, which is the
+ * same for causal attention (a position never sees the padding after it,
+ * and padded positions carry mask 0).
  *
  * Memory: activations of one batch only. The LLM runs group by group
  * (rel, gen, loc) in chunks of at most MK_TRAIN_CHUNK_LOGITS logits
@@ -67,6 +64,7 @@
 
 #include "../model/llama.h"
 #include "editor.h"
+#include "triple.h"
 
 /* Largest number of logits (positions x V) one LLM chunk holds (64 MiB of
  * floats per buffer). */
@@ -86,19 +84,6 @@ void mk_train_config_default(mk_train_config *c);
 /* MK_ERR_ARG with a message for a value out of range. */
 int mk_train_config_check(const mk_train_config *c);
 
-/* A token triple of one (prompt, target). */
-typedef struct {
-    int32_t *input; /* (L) */
-    int32_t *label; /* (L) */
-    float *mask;    /* (L) 1 on target positions */
-    int L;          /* >= 1 */
-    int n_mask;     /* positions with mask 1 */
-} mk_train_triple;
-
-/* MK_ERR_ARG when prompt + target tokenise to fewer than 2 ids. */
-int mk_train_triple_make(const mk_tokenizer *tok, const char *prompt, const char *target,
-                         mk_train_triple *t);
-void mk_train_triple_free(mk_train_triple *t);
 
 /* One training edit (strings borrowed; NULL or "" = absent, except prompt
  * and target_new which are required). */

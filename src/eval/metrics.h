@@ -1,10 +1,6 @@
 /* metrics.h - the paper's editing metrics (spec section 8), piece by piece.
  *
- * Token triple ("pt2xym", spec 7) of (prompt, target): the target gets a
- * leading space if it has none; ids = tok(prompt + target) with the
- * tokenizer's own specials (BOS for Llama), input = ids[:-1],
- * label = ids[1:], mask = 1 on positions >= len(tok(prompt)) - 1 (the
- * target tokens), else 0.
+ * Token triples: editor/triple.h (shared with training).
  *
  * Token scores: the fraction of masked positions where argmax(logits) ==
  * label (efficacy, generality) or == the unedited model's argmax at that
@@ -33,21 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct mk_tokenizer mk_tokenizer;
-
-typedef struct {
-    int32_t *input; /* (L) ids[:-1] */
-    int32_t *label; /* (L) ids[1:] */
-    uint8_t *mask;  /* (L) 1 on target positions */
-    int L;          /* >= 1 */
-    int n_mask;     /* >= 1 */
-    int first;      /* first masked position (= len(tok(prompt)) - 1) */
-} mk_triple;
-
-/* Build the triple; MK_ERR_ARG when the target adds no token (nothing to
- * score) or the prompt encodes to nothing. */
-int mk_triple_make(const mk_tokenizer *tok, const char *prompt, const char *target, mk_triple *t);
-void mk_triple_free(mk_triple *t);
+#include "../editor/triple.h"
 
 /* Index of the largest of x[0..n) (lowest index on a tie; NaN never wins
  * over a number). */

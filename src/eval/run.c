@@ -62,6 +62,18 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+
+/* A triple that has something to score: the target must add a token. */
+static int scored_triple(const mk_tokenizer *tok, const char *prompt, const char *target,
+                         mk_triple *t) {
+    int rc = mk_triple_make(tok, prompt, target, t);
+    if (rc == MK_OK && t->n_mask == 0) {
+        mk_triple_free(t);
+        rc = mk_fail(MK_ERR_ARG, "target \"%.60s\" adds no token to prompt \"%.60s\"", target, prompt);
+    }
+    return rc;
+}
+
 /* Token triples of one item, tokenized once. */
 typedef struct {
     mk_triple eff;
@@ -156,13 +168,13 @@ static int prepare(ctx *c) {
     for (int64_t i = 0; i < s->n; i++) {
         const mk_eval_item *it = &s->items[i];
         prep *p = &c->pp[i];
-        if ((rc = mk_triple_make(c->tok, it->prompt, it->target_new, &p->eff)))
+        if ((rc = scored_triple(c->tok, it->prompt, it->target_new, &p->eff)))
             return mk_fail_ctx(rc, "item %lld (prompt)", (long long)i);
         for (int g = 0; g < it->n_gen; g++)
-            if ((rc = mk_triple_make(c->tok, it->gen[g].prompt, it->gen[g].target, &p->gen[g])))
+            if ((rc = scored_triple(c->tok, it->gen[g].prompt, it->gen[g].target, &p->gen[g])))
                 return mk_fail_ctx(rc, "item %lld (%s probe)", (long long)i, it->gen[g].kind);
         for (int l = 0; l < it->n_loc; l++) {
-            if ((rc = mk_triple_make(c->tok, it->loc[l].prompt, it->loc[l].target, &p->loc[l])))
+            if ((rc = scored_triple(c->tok, it->loc[l].prompt, it->loc[l].target, &p->loc[l])))
                 return mk_fail_ctx(rc, "item %lld (locality %s probe)", (long long)i, it->loc[l].kind);
             p->ypre[l] = malloc((size_t)p->loc[l].n_mask * sizeof *p->ypre[l]);
             if (!p->ypre[l]) return mk_fail(MK_ERR_NOMEM, "out of memory");
