@@ -17,31 +17,13 @@
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "model/llama.h"
+#include "util/ref.h"
 
-/* A reference tensor as a malloc'd f32 copy; the test stops when absent. */
 static inline float *ref_get_any(const mk_st *st, const char *name, size_t *n) {
-    const mk_tensor_view *t = mk_st_find(st, name);
-    if (!t) {
-        fprintf(stderr, "reference tensor %s is missing (rerun tools/ref_llama.py)\n", name);
-        exit(1);
-    }
-    float *p = malloc((t->n_elems ? t->n_elems : 1) * sizeof(float));
-    if (!p || mk_weights_to_f32(t, p, t->n_elems)) {
-        fprintf(stderr, "reference tensor %s: %s\n", name, mk_errmsg());
-        exit(1);
-    }
-    *n = (size_t)t->n_elems;
-    return p;
+    return ref_tensor(st, name, n, "tools/ref_llama.py");
 }
-
 static inline float *ref_get(const mk_st *st, const char *name, size_t n) {
-    size_t got;
-    float *p = ref_get_any(st, name, &got);
-    if (got != n) {
-        fprintf(stderr, "reference tensor %s has %zu values, expected %zu\n", name, got, n);
-        exit(1);
-    }
-    return p;
+    return ref_tensor_n(st, name, n, "tools/ref_llama.py");
 }
 
 typedef struct {

@@ -37,6 +37,7 @@
 #include "store/session.h"
 #include "text/tokenizer.h"
 #include "util/check.h"
+#include "util/ref.h"
 
 #define DIR "tests/data/e2e"
 #define LLM "tests/data/llama/a.gguf"
@@ -76,20 +77,9 @@ static const char *jstr(const cJSON *o, const char *k) {
     return s;
 }
 
+/* want 0: any size */
 static float *tensor(const char *name, size_t want) {
-    const mk_tensor_view *t = mk_st_find(st, name);
-    if (!t) {
-        fprintf(stderr, "ref.safetensors: tensor %s missing %s\n", name, HINT);
-        exit(1);
-    }
-    if (want && t->n_elems != want) {
-        fprintf(stderr, "ref.safetensors: %s has %llu values, expected %zu\n", name,
-                (unsigned long long)t->n_elems, want);
-        exit(1);
-    }
-    float *x = malloc(t->n_elems * sizeof *x);
-    if (!x || mk_weights_to_f32(t, x, t->n_elems)) exit(1);
-    return x;
+    return want ? ref_tensor_n(st, name, want, HINT) : ref_tensor(st, name, NULL, HINT);
 }
 
 /* ids of a JSON array equal to ids (n)? prints the first difference */

@@ -15,34 +15,15 @@
 #include "io/weights.h"
 #include "model/roberta.h"
 #include "util/check.h"
+#include "util/ref.h"
 
 #define REF "tests/data/editor/ref.safetensors"
 
 static mk_st *st;
 
-static float *ref(const char *name, size_t *n) {
-    const mk_tensor_view *t = mk_st_find(st, name);
-    if (!t) {
-        fprintf(stderr, "reference tensor %s missing: rerun tools/ref_editor.py\n", name);
-        exit(1);
-    }
-    float *x = malloc(t->n_elems * sizeof(float));
-    if (!x || mk_weights_to_f32(t, x, t->n_elems)) exit(1);
-    if (n) *n = t->n_elems;
-    return x;
-}
-
-/* copy a reference tensor into dst, checking its size */
-static void ref_into(const char *name, float *dst, size_t n) {
-    size_t m;
-    float *x = ref(name, &m);
-    if (m != n) {
-        fprintf(stderr, "reference tensor %s has %zu values, expected %zu\n", name, m, n);
-        exit(1);
-    }
-    memcpy(dst, x, n * sizeof(float));
-    free(x);
-}
+#define HINT "tools/ref_editor.py"
+static float *ref(const char *name, size_t *n) { return ref_tensor(st, name, n, HINT); }
+static void ref_into(const char *name, float *dst, size_t n) { ref_tensor_into(st, name, dst, n, HINT); }
 
 static void cmp_ref(const char *name, const float *got, size_t n, double atol, double rtol) {
     size_t m;

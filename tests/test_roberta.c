@@ -13,24 +13,14 @@
 #include "io/weights.h"
 #include "model/roberta.h"
 #include "util/check.h"
+#include "util/ref.h"
 
 #define DIR "tests/data/editor/encoder"
 #define REF "tests/data/editor/ref.safetensors"
 
 static mk_st *st;
 
-/* A reference tensor as a malloc'd f32 copy; exits when absent. */
-static float *ref(const char *name, size_t *n) {
-    const mk_tensor_view *t = mk_st_find(st, name);
-    if (!t) {
-        fprintf(stderr, "reference tensor %s missing: rerun tools/ref_editor.py\n", name);
-        exit(1);
-    }
-    float *x = malloc(t->n_elems * sizeof(float));
-    if (!x || mk_weights_to_f32(t, x, t->n_elems)) exit(1);
-    if (n) *n = t->n_elems;
-    return x;
-}
+static float *ref(const char *name, size_t *n) { return ref_tensor(st, name, n, "tools/ref_editor.py"); }
 
 /* loss = sum(last * rh) + sum(pooled * rp), accumulated in double */
 static double enc_loss(const mk_enc_acts *a, const float *rh, const float *rp) {

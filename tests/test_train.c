@@ -35,6 +35,7 @@
 #include "store/kb.h"
 #include "text/tokenizer.h"
 #include "util/check.h"
+#include "util/ref.h"
 
 #define DIR "tests/data/train"
 #define LLM "tests/data/llama/a.gguf"
@@ -67,17 +68,7 @@ static const char *jstr_opt(const cJSON *o, const char *k) {
     return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
 }
 
-static float *tensor(const char *name, size_t *n) {
-    const mk_tensor_view *t = mk_st_find(st, name);
-    if (!t) {
-        fprintf(stderr, "ref.safetensors: tensor %s missing %s\n", name, HINT);
-        exit(1);
-    }
-    float *x = malloc(t->n_elems * sizeof *x);
-    if (!x || mk_weights_to_f32(t, x, t->n_elems)) exit(1);
-    *n = t->n_elems;
-    return x;
-}
+static float *tensor(const char *name, size_t *n) { return ref_tensor(st, name, n, HINT); }
 
 /* the floats of editor tensor `name` inside p (ed->p or ed->g); NULL if unknown */
 static float *lookup(const mk_editor *ed, const mk_editor_params *p, const char *name, size_t *n) {
