@@ -7,6 +7,7 @@
  * sums of tens of terms). Backward outputs start from 0.5 everywhere so
  * the test also checks that gradients are ADDED. */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,6 +396,145 @@ static void test_edges(void) {
     check_close("cross_entropy nothing counted: dlogits", dl, zero, 6, 0, 0);
 }
 
+/* ---- threaded paths against the same kernels on one thread ----
+ * The PyTorch fixtures are small, so most kernels run them on one thread;
+ * here every kernel runs sizes above its threading threshold with 2
+ * threads and with 1, and the results must agree (the split changes no
+ * summation order except in BLAS, hence the tiny tolerance). */
+
+static float *rnd_buf(size_t n) {
+    float *p = malloc(n * sizeof(float) + 1);
+    for (size_t i = 0; i < n; i++) p[i] = urand();
+    return p;
+}
+
+/* all outputs of one pass, concatenated; seg[] marks where each kernel's
+ * outputs start (named by the last take_named) */
+typedef struct {
+    float *buf;
+    size_t n, cap;
+    int nseg;
+    size_t seg[64];
+    const char *name[64];
+} outs_t;
+
+static float *take(outs_t *o, size_t n, float init) {
+    float *p = o->buf + o->n;
+    if (o->n + n > o->cap) {
+        fprintf(stderr, "test_threads: scratch too small\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) p[i] = init;
+    o->n += n;
+    return p;
+}
+
+static void kernel(outs_t *o, const char *name) {
+    if (o->nseg < 64) o->seg[o->nseg] = o->n, o->name[o->nseg++] = name;
+}
+
+static void threaded_pass(outs_t *o, const float *x, const float *y, const float *z,
+                          const void *wq8, const void *wq4, const void *wf16) {
+    /* matmul f32: M=64 K=256 N=192 (3.1M multiply-adds) */
+    int M = 64, K = 256, N = 192;
+    kernel(o, "matmul_forward");
+    float *out = take(o, (size_t)M * N, 0);
+    mk_matmul_forward(out, x, y, z, M, K, N);
+    kernel(o, "matmul_backward");
+    float *di = take(o, (size_t)M * K, 0), *dw = take(o, (size_t)N * K, 0), *db = take(o, N, 0);
+    mk_matmul_backward(di, dw, db, z, x, y, M, K, N);
+    /* stored dtypes: M=1 fused rows (K=2048, N=1536) and M=8 tiles (K=512, N=640) */
+    const void *ws[3] = {wq8, wq4, wf16};
+    const mk_dtype ts[3] = {MK_Q8_0, MK_Q4_0, MK_F16};
+    for (int i = 0; i < 3; i++) {
+        kernel(o, "matmul_forward_dt M=1");
+        mk_matmul_forward_dt(take(o, 1536, 0), x, ws[i], ts[i], z, 1, 2048, 1536);
+        kernel(o, "matmul_forward_dt M=8");
+        mk_matmul_forward_dt(take(o, 8 * 640, 0), x, ws[i], ts[i], NULL, 8, 512, 640);
+        kernel(o, "matmul_backward_dt");
+        mk_matmul_backward_dt(take(o, 8 * 512, 0), y, ws[i], ts[i], 8, 512, 640);
+    }
+    /* attention: T=32 Tk=64 NH=8 NKV=4 HS=64, KV offset 32, key 5 padded */
+    int T = 32, Tk = 64, NH = 8, NKV = 4, HS = 64;
+    float km[64];
+    for (int j = 0; j < Tk; j++) km[j] = j == 5 ? 0.0f : 1.0f;
+    size_t nq = (size_t)T * NH * HS, nk = (size_t)Tk * NKV * HS;
+    kernel(o, "attention_forward");
+    float *ao = take(o, nq, 0), *att = take(o, (size_t)NH * T * Tk, 0);
+    mk_attention_forward(ao, att, x, y, z, km, T, Tk, NH, NKV, HS, 32);
+    kernel(o, "attention_backward");
+    mk_attention_backward(take(o, nq, 0), take(o, nk, 0), take(o, nk, 0), x + 7, att, x, y, z, T,
+                          Tk, NH, NKV, HS);
+    /* norms: M=64 C=2304 */
+    int R = 64, C = 2304;
+    size_t nc = (size_t)R * C;
+    kernel(o, "layernorm_forward");
+    float *no = take(o, nc, 0), *mean = take(o, R, 0), *rstd = take(o, R, 0);
+    mk_layernorm_forward(no, mean, rstd, x, y, z, R, C, 1e-5f);
+    kernel(o, "layernorm_backward");
+    mk_layernorm_backward(take(o, nc, 0), take(o, C, 0), take(o, C, 0), y, x, y, mean, rstd, R, C);
+    kernel(o, "rmsnorm_forward");
+    mk_rmsnorm_forward(take(o, nc, 0), rstd, x, y, R, C, 1e-5f);
+    kernel(o, "rmsnorm_backward");
+    mk_rmsnorm_backward(take(o, nc, 0), take(o, C, 0), y, x, y, rstd, R, C);
+    /* elementwise, softmax, cross-entropy, rope over 147456 elements */
+    kernel(o, "softmax_forward");
+    float *so = take(o, nc, 0);
+    mk_softmax_forward(so, x, R, C);
+    kernel(o, "softmax_backward");
+    mk_softmax_backward(take(o, nc, 0), y, so, R, C);
+    kernel(o, "swiglu_forward");
+    mk_swiglu_forward(take(o, nc, 0), x, y, nc);
+    kernel(o, "swiglu_backward");
+    mk_swiglu_backward(take(o, nc, 0), take(o, nc, 0), z, x, y, nc);
+    kernel(o, "gelu_forward");
+    mk_gelu_forward(take(o, nc, 0), x, nc);
+    kernel(o, "gelu_backward");
+    mk_gelu_backward(take(o, nc, 0), y, x, nc);
+    kernel(o, "tanh_forward");
+    mk_tanh_forward(take(o, nc, 0), x, nc);
+    int32_t tg[64];
+    for (int m = 0; m < R; m++) tg[m] = (m * 37) % C;
+    kernel(o, "cross_entropy");
+    float *dl = take(o, nc, 0);
+    *take(o, 1, 0) = mk_cross_entropy(dl, x, tg, NULL, R, C, 1.0f);
+    int pos[72];
+    for (int t = 0; t < 72; t++) pos[t] = 3 * t + 1;
+    kernel(o, "rope_forward");
+    float *r = take(o, nc, 0);
+    memcpy(r, x, nc * sizeof(float));
+    mk_rope_forward(r, pos, 72, 8, 256, 500000.0f, NULL, 0);
+}
+
+static void test_threads(void) {
+    size_t nbuf = 1 << 19;
+    float *x = rnd_buf(nbuf), *y = rnd_buf(nbuf), *z = rnd_buf(nbuf);
+    /* (1536, 2048) weights, also read as (640, 512) */
+    size_t nw = (size_t)1536 * 2048;
+    float *wf = rnd_buf(nw);
+    void *wq8 = malloc(mk_dtype_nbytes(MK_Q8_0, nw)), *wq4 = malloc(mk_dtype_nbytes(MK_Q4_0, nw));
+    void *wf16 = malloc(mk_dtype_nbytes(MK_F16, nw));
+    mk_quantize(MK_Q8_0, wf, wq8, nw);
+    mk_quantize(MK_Q4_0, wf, wq4, nw);
+    mk_quantize(MK_F16, wf, wf16, nw);
+    int saved = omp_get_max_threads();
+    outs_t a = {.buf = malloc((size_t)4 << 22), .cap = (size_t)1 << 22};
+    outs_t b = {.buf = malloc((size_t)4 << 22), .cap = (size_t)1 << 22};
+    omp_set_num_threads(2);
+    threaded_pass(&a, x, y, z, wq8, wq4, wf16);
+    omp_set_num_threads(1);
+    threaded_pass(&b, x, y, z, wq8, wq4, wf16);
+    omp_set_num_threads(saved);
+    CHECK(a.n == b.n && a.nseg == b.nseg);
+    for (int k = 0; k < a.nseg; k++) {
+        size_t end = k + 1 < a.nseg ? a.seg[k + 1] : a.n;
+        char what[96];
+        snprintf(what, sizeof what, "threads 2 vs 1: %s", a.name[k]);
+        check_close(what, a.buf + a.seg[k], b.buf + a.seg[k], end - a.seg[k], 1e-5, 1e-5);
+    }
+    free(x), free(y), free(z), free(wf), free(wq8), free(wq4), free(wf16), free(a.buf), free(b.buf);
+}
+
 int main(void) {
     test_matmul("matmul", 1);
     test_matmul("matmul_m1", 1);
@@ -413,5 +553,6 @@ int main(void) {
     test_softmax_xent();
     test_matmul_dt();
     test_edges();
+    test_threads();
     return check_summary("test_ops");
 }

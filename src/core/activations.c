@@ -5,7 +5,7 @@
 
 #include "ops.h"
 
-#define PAR_MIN_N 65536
+#define PAR_MIN_N 131072 /* elements; smaller arrays stay on one thread (see matmul.c) */
 
 /* sigmoid without overflow for large |x| */
 static inline float sigmoidf(float x) {

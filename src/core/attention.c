@@ -22,7 +22,7 @@ static void rope_rotate(float *x, const int *pos, int T, int NH, int HS, float t
     double *inv = half <= 256 ? fixed : malloc((size_t)half * sizeof(double));
     for (int i = 0; inv && i < half; i++)
         inv[i] = pow((double)theta, -2.0 * i / HS) / (freq_factors ? freq_factors[i] : 1.0);
-#pragma omp parallel for schedule(static) if ((double)T * NH * HS >= 65536.0)
+#pragma omp parallel for schedule(static) if ((double)T * NH * HS >= 131072.0)
     for (int t = 0; t < T; t++) {
         for (int i = 0; i < half; i++) {
             double f = inv ? inv[i]
@@ -54,6 +54,9 @@ void mk_rope_backward(float *dx, const int *pos, int T, int NH, int HS, float th
 
 /* ---- attention ---- */
 
+/* multiply-adds (NH*T*Tk*HS) below which one thread does it (see matmul.c) */
+#define PAR_MIN_WORK 1048576.0
+
 void mk_attention_forward(float *out, float *att, const float *q, const float *k,
                           const float *v, const float *kmask, int T, int Tk, int NH,
                           int NKV, int HS, int causal_offset) {
@@ -68,7 +71,7 @@ void mk_attention_forward(float *out, float *att, const float *q, const float *k
     float scale = (float)(1.0 / sqrt((double)HS));
     size_t ldq = (size_t)NH * HS, ldk = (size_t)NKV * HS;
     double work = (double)NH * T * Tk * HS;
-#pragma omp parallel for schedule(static) if (work >= 65536.0)
+#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
     for (int h = 0; h < NH; h++) {
         const float *qh = q + (size_t)h * HS;               /* (T, HS; ld NH*HS) */
         const float *kh = k + (size_t)(h / grp) * HS;       /* (Tk, HS; ld NKV*HS) */
@@ -181,7 +184,7 @@ void mk_attention_backward(float *dq, float *dk, float *dv, const float *dout,
     mk_ops_init();
     int grp = NH / NKV;
     double work = (double)NH * T * Tk * HS;
-    int nt = work >= 65536.0 ? mk_num_threads() : 1;
+    int nt = work >= PAR_MIN_WORK ? mk_num_threads() : 1;
     if (nt > NKV) nt = NKV;
     /* dP scratch (T, Tk) per thread */
     size_t per = (size_t)T * Tk;

@@ -14,10 +14,11 @@
 
 #include "ops.h"
 
-/* Below this many multiply-adds (about 10 us on one core) a product runs
- * on the calling thread: waking a team costs microseconds on an idle
- * machine and whole scheduler slices on a busy one. */
-#define PAR_MIN_WORK 262144.0
+/* Below this many multiply-adds (about 50-100 us on one core) a product
+ * runs on the calling thread: waking a team costs microseconds on an idle
+ * machine but a whole scheduler slice (ms) whenever another process holds
+ * the other core, which on shared machines is most of the time. */
+#define PAR_MIN_WORK 2097152.0
 
 static int team_size(double work) {
     return work < PAR_MIN_WORK ? 1 : mk_num_threads();

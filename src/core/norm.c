@@ -8,7 +8,7 @@
 
 #include "ops.h"
 
-#define PAR_MIN_WORK 16384.0
+#define PAR_MIN_WORK 131072.0 /* elements; smaller stays on one thread (see matmul.c) */
 #define CB 64 /* channels per block in the weight-gradient sums */
 
 void mk_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w,

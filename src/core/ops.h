@@ -113,7 +113,11 @@ int mk_num_threads(void);
  * so OpenBLAS is pinned to ONE thread (two pools on the same cores would
  * oversubscribe them). Every BLAS-using kernel calls this itself; it is
  * idempotent and thread-safe. Code elsewhere calling cblas_* directly gets
- * single-threaded BLAS after the first kernel call. */
+ * single-threaded BLAS after the first kernel call. Small calls (under
+ * ~2M multiply-adds for products, ~128K elements elsewhere) run on the
+ * calling thread: on a busy machine each team wake-up can cost a scheduler
+ * slice. Kernels called from inside a caller's parallel region run
+ * serially in that thread (nested parallelism is off). */
 void mk_ops_init(void);
 
 #endif
