@@ -13,42 +13,34 @@
 # Usage: bash tests/cli_e2e.sh path/to/medrek   (run from the repository root)
 set -u
 export LC_ALL=C
-M=${1:?usage: cli_e2e.sh path/to/medrek}
+. "$(dirname "$0")/util/cli_lib.sh"
+cli_init cli_e2e "$@"
 D=tests/data/e2e
 LLM=tests/data/llama/a.gguf
 ED=$D/editor_attn.safetensors
 TOL=0.00015 # printed with 4 decimals: rounding (5e-5) + float32 vs float64 (< 3e-5)
-tmp=$(mktemp -d /tmp/mk_cli_e2e.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-KB=$tmp/kb.db
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $*" >&2
-}
+KB=$TMP/kb.db
 # near A B: |A - B| <= TOL
 near() { awk -v a="$1" -v b="$2" -v t="$TOL" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }'; }
 hexof() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 
 # ---- medrek edit
-if "$M" edit --kb "$KB" --model "$LLM" --editor "$ED" --file "$D/edits.jsonl" \
-    --author cli_e2e --reason "end-to-end check" >"$tmp/edit.out" 2>"$tmp/edit.err"; then
+if "$BIN" edit --kb "$KB" --model "$LLM" --editor "$ED" --file "$D/edits.jsonl" \
+    --author cli_e2e --reason "end-to-end check" >"$TMP/edit.out" 2>"$TMP/edit.err"; then
     ok
 else
-    bad "medrek edit exited non-zero: $(cat "$tmp/edit.err")"
+    bad "medrek edit exited non-zero: $(cat "$TMP/edit.err")"
 fi
-if grep -q '^added 61 edits as batch 1: ids 1\.\.61$' "$tmp/edit.out"; then ok; else
-    bad "medrek edit did not report 61 edits with ids 1..61: $(cat "$tmp/edit.out")"
+if grep -q '^added 61 edits as batch 1: ids 1\.\.61$' "$TMP/edit.out"; then ok; else
+    bad "medrek edit did not report 61 edits with ids 1..61: $(cat "$TMP/edit.out")"
 fi
 
 # ask QUESTION WANT_ID WANT_SIM WANT_PROTO CMP ANSWER_HEX UNEDITED_HEX N_ACTIVE PROMPT TARGET
 ask() {
     local q=$1 want=$2 wsim=$3 wproto=$4 cmp=$5 ahex=$6 uhex=$7 nact=$8 wp=$9 wt=${10} out
-    out=$("$M" ask --kb "$KB" --model "$LLM" --editor "$ED" --prompt "$q" --compare \
-        --max-tokens 8 2>"$tmp/ask.err") || {
-        bad "ask \"$q\": exit non-zero: $(cat "$tmp/ask.err")"
+    out=$("$BIN" ask --kb "$KB" --model "$LLM" --editor "$ED" --prompt "$q" --compare \
+        --max-tokens 8 2>"$TMP/ask.err") || {
+        bad "ask \"$q\": exit non-zero: $(cat "$TMP/ask.err")"
         return
     }
     local kbl proto
@@ -108,9 +100,9 @@ n_top3=0
 while IFS=$'\t' read -r phase q wids wsims wproto cmp ahex; do
     [ "$phase" = top3 ] || continue
     n_top3=$((n_top3 + 1))
-    out=$("$M" ask --kb "$KB" --model "$LLM" --editor "$ED" --prompt "$q" --retrieve-k 3 \
-        --max-tokens 8 2>"$tmp/ask.err") || {
-        bad "ask --retrieve-k 3 \"$q\": exit non-zero: $(cat "$tmp/ask.err")"
+    out=$("$BIN" ask --kb "$KB" --model "$LLM" --editor "$ED" --prompt "$q" --retrieve-k 3 \
+        --max-tokens 8 2>"$TMP/ask.err") || {
+        bad "ask --retrieve-k 3 \"$q\": exit non-zero: $(cat "$TMP/ask.err")"
         continue
     }
     ids=$(sed -n 's/^retrieved: edit \([0-9]*\) similarity .*/\1/p' <<<"$out" | paste -sd, -)
@@ -139,9 +131,9 @@ while IFS=$'\t' read -r phase q wids wsims wproto cmp ahex; do
 done <"$D/cli.tsv"
 
 # ---- medrek kb revert, then ask again
-if "$M" kb revert "$revert" --kb "$KB" --author cli_e2e --reason "end-to-end check" \
-    >"$tmp/rev.out" 2>"$tmp/rev.err"; then ok; else
-    bad "medrek kb revert $revert: $(cat "$tmp/rev.err")"
+if "$BIN" kb revert "$revert" --kb "$KB" --author cli_e2e --reason "end-to-end check" \
+    >"$TMP/rev.out" 2>"$TMP/rev.err"; then ok; else
+    bad "medrek kb revert $revert: $(cat "$TMP/rev.err")"
 fi
 while IFS=$'\t' read -r phase q want wsim wproto cmp ahex uhex wp wt; do
     [ "$phase" = after ] || continue
@@ -151,17 +143,17 @@ while IFS=$'\t' read -r phase q want wsim wproto cmp ahex uhex wp wt; do
 done <"$D/cli.tsv"
 # ---- medrek kb reencode for the mlp editor, then every question with it
 EM=$D/editor_mlp.safetensors
-if "$M" kb reencode --kb "$KB" --model "$LLM" --editor "$EM" --author cli_e2e \
-    >"$tmp/re.out" 2>"$tmp/re.err"; then ok; else
-    bad "medrek kb reencode: $(cat "$tmp/re.err")"
+if "$BIN" kb reencode --kb "$KB" --model "$LLM" --editor "$EM" --author cli_e2e \
+    >"$TMP/re.out" 2>"$TMP/re.err"; then ok; else
+    bad "medrek kb reencode: $(cat "$TMP/re.err")"
 fi
 n_mlp=0
 while IFS=$'\t' read -r phase q want wsim wproto; do
     [ "$phase" = mlp ] || continue
     n_mlp=$((n_mlp + 1))
-    out=$("$M" ask --kb "$KB" --model "$LLM" --editor "$EM" --prompt "$q" --max-tokens 1 \
-        2>"$tmp/ask.err") || {
-        bad "ask (mlp) \"$q\": exit non-zero: $(cat "$tmp/ask.err")"
+    out=$("$BIN" ask --kb "$KB" --model "$LLM" --editor "$EM" --prompt "$q" --max-tokens 1 \
+        2>"$TMP/ask.err") || {
+        bad "ask (mlp) \"$q\": exit non-zero: $(cat "$TMP/ask.err")"
         continue
     }
     line=$(grep -a '^retrieved: ' <<<"$out" | head -n 1)
@@ -186,5 +178,4 @@ done <"$D/cli.tsv"
     bad "cli.tsv has too few questions ($n_before, $n_top3, $n_after)"
 
 echo "cli_e2e: $n_before questions (and $n_top3 with --retrieve-k 3) before and $n_after after reverting edit $revert; $n_mlp after kb reencode with the mlp editor"
-echo "cli_e2e: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+cli_done

@@ -4,24 +4,9 @@
 # (gen_a.txt), HF directory and GGUF agree, text output, sampling options,
 # and clear errors. Usage: bash tests/cli_generate.sh path/to/medrek
 set -u
-BIN=${1:?usage: cli_generate.sh path/to/medrek}
+. "$(dirname "$0")/util/cli_lib.sh"
+cli_init cli_generate "$@"
 D=tests/data/llama
-pass=0
-fail=0
-TMP=$(mktemp -d /tmp/mk_cli_generate_XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-run() {
-    "$BIN" "$@" >"$TMP/out" 2>"$TMP/err"
-    rc=$?
-    out=$(cat "$TMP/out")
-    err=$(cat "$TMP/err")
-}
-exit_is() { if [ "$rc" -eq "$1" ]; then ok; else bad "$what: exit $rc, expected $1 (stderr: $err)"; fi; }
-out_is() { if [ "$out" = "$1" ]; then ok; else bad "$what: stdout '$out', expected '$1'"; fi; }
-err_has() { if grep -Eq -- "$1" "$TMP/err"; then ok; else bad "$what: stderr '$err' lacks /$1/"; fi; }
 
 want_ids=$(sed -n 2p $D/gen_a.txt)
 want_text=$(sed -n 3p $D/gen_a.txt)
@@ -100,5 +85,4 @@ what="bad top-p"
 run generate --model $D/a.gguf --prompt x --top-p 0
 exit_is 2
 
-echo "cli_generate: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+cli_done

@@ -3,27 +3,10 @@
 # (written by tools/st_fixture.py, independent of medrek) and on corrupted
 # copies. Usage: bash tests/cli_inspect.sh path/to/medrek   (from the repo root)
 set -u
-BIN=${1:?usage: cli_inspect.sh path/to/medrek}
+. "$(dirname "$0")/util/cli_lib.sh"
+cli_init cli_inspect "$@"
 D=tests/data/safetensors
-pass=0
-fail=0
-TMP=$(mktemp -d /tmp/mk_cli_inspect_XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
 
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-
-# run ARGS...: sets $rc, $out (stdout), $err (stderr)
-run() {
-    "$BIN" "$@" >"$TMP/out" 2>"$TMP/err"
-    rc=$?
-    out=$(cat "$TMP/out")
-    err=$(cat "$TMP/err")
-}
-
-# has REGEX: some stdout line matches (extended regex)
-has() { if grep -Eq -- "$1" "$TMP/out"; then ok; else bad "$what: no line matching /$1/"; fi; }
-exit_is() { if [ "$rc" -eq "$1" ]; then ok; else bad "$what: exit $rc, expected $1 (stderr: $err)"; fi; }
 # fails_with PATH: exit 1, nothing on stdout, "medrek inspect: PATH...: problem" on stderr
 fails_with() {
     what="corrupt $1"
@@ -128,5 +111,4 @@ printf '{"weight_map": {"a": "../mixed.safetensors"}}' >"$TMP/escape/model.safet
 fails_with "$TMP/escape"
 fails_with "$TMP/does-not-exist"
 
-echo "cli_inspect: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+cli_done

@@ -1,30 +1,10 @@
 #!/bin/bash
 # cli_kb.sh - `medrek kb`: every subcommand, its exit codes and messages.
 # usage: bash tests/cli_kb.sh path/to/medrek   (run from the repository root)
-BIN=${1:?usage: cli_kb.sh path/to/medrek}
+. "$(dirname "$0")/util/cli_lib.sh"
+cli_init cli_kb "$@"
 DATA=tests/data/kb/edits_export.jsonl
-T=$(mktemp -d /tmp/mk_cli_kb.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
 
-# expect NAME WANT_RC PATTERN -- command...   (PATTERN: grep -E on stdout+stderr, or "")
-expect() {
-    local name=$1 want=$2 pat=$3
-    shift 4
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" != "$want" ]; then
-        echo "FAIL $name: exit $rc, expected $want"; echo "$out" | head -5 | sed 's/^/    /'
-        fail=$((fail + 1)); return
-    fi
-    if [ -n "$pat" ] && ! grep -qE -- "$pat" <<<"$out"; then
-        echo "FAIL $name: output does not match /$pat/"; echo "$out" | head -5 | sed 's/^/    /'
-        fail=$((fail + 1)); return
-    fi
-    pass=$((pass + 1))
-}
 # count NAME WANT -- command...   (number of stdout lines)
 count() {
     local name=$1 want=$2
@@ -38,7 +18,7 @@ count() {
     fi
 }
 
-KB=$T/a.kb
+KB=$TMP/a.kb
 expect "help" 0 "usage: medrek kb SUBCOMMAND" -- "$BIN" kb --help
 expect "no subcommand" 2 "missing subcommand" -- "$BIN" kb
 expect "unknown subcommand" 2 "unknown subcommand 'frob'" -- "$BIN" kb frob
@@ -55,10 +35,10 @@ expect "bad limit" 2 "bad value" -- "$BIN" kb list --kb "$KB" --limit x
 expect "import" 0 "imported 5 edits as batch 1" -- "$BIN" kb import --kb "$KB" --file "$DATA" --author tester --reason fixture
 expect "import again: ids exist" 1 "medrek kb: .*$KB: edit id 1 .*already in the knowledge base" -- "$BIN" kb import --kb "$KB" --file "$DATA" --author tester
 expect "import without --file" 2 "--file F is required" -- "$BIN" kb import --kb "$KB"
-printf '{"prompt":"a","target_new":"b","id":9}\n{"prompt":"c","id":10}\n' >"$T/bad.jsonl"
-expect "import malformed" 1 "bad.jsonl: line 2: missing field 'target_new'" -- "$BIN" kb import --kb "$KB" --file "$T/bad.jsonl" --author t
-printf '{"prompt":"a","target_new":"b","id":9}\n{"prompt":"c","target_new":"d","id":9}\n' >"$T/dup.jsonl"
-expect "import duplicate ids" 1 "line 2: id 9 repeats line 1" -- "$BIN" kb import --kb "$KB" --file "$T/dup.jsonl" --author t
+printf '{"prompt":"a","target_new":"b","id":9}\n{"prompt":"c","id":10}\n' >"$TMP/bad.jsonl"
+expect "import malformed" 1 "bad.jsonl: line 2: missing field 'target_new'" -- "$BIN" kb import --kb "$KB" --file "$TMP/bad.jsonl" --author t
+printf '{"prompt":"a","target_new":"b","id":9}\n{"prompt":"c","target_new":"d","id":9}\n' >"$TMP/dup.jsonl"
+expect "import duplicate ids" 1 "line 2: id 9 repeats line 1" -- "$BIN" kb import --kb "$KB" --file "$TMP/dup.jsonl" --author t
 count "nothing written by failed imports" 5 -- "$BIN" kb list --kb "$KB"
 
 # list
@@ -98,30 +78,29 @@ expect "stats needs encoding" 0 "no vectors +5 edits \(0 active\)" -- "$BIN" kb 
 
 # export: stdout and --out agree; import into a fresh base round-trips
 count "export" 5 -- "$BIN" kb export --kb "$KB"
-expect "export --out" 0 "" -- "$BIN" kb export --kb "$KB" --out "$T/x1.jsonl"
-"$BIN" kb export --kb "$KB" >"$T/x0.jsonl"
-expect "export stdout == --out" 0 "" -- cmp "$T/x0.jsonl" "$T/x1.jsonl"
-expect "export has fields" 0 '"id":3,"status":"reverted",.*"source":"doi:10.1000/\\"x\\" — é"' -- cat "$T/x1.jsonl"
-expect "re-import" 0 "imported 5 edits" -- "$BIN" kb import --kb "$T/b.kb" --file "$T/x1.jsonl" --author tester --reason fixture
-"$BIN" kb export --kb "$T/b.kb" >"$T/x2.jsonl"
-expect "round trip" 0 "" -- cmp "$T/x1.jsonl" "$T/x2.jsonl"
+expect "export --out" 0 "" -- "$BIN" kb export --kb "$KB" --out "$TMP/x1.jsonl"
+"$BIN" kb export --kb "$KB" >"$TMP/x0.jsonl"
+expect "export stdout == --out" 0 "" -- cmp "$TMP/x0.jsonl" "$TMP/x1.jsonl"
+expect "export has fields" 0 '"id":3,"status":"reverted",.*"source":"doi:10.1000/\\"x\\" — é"' -- cat "$TMP/x1.jsonl"
+expect "re-import" 0 "imported 5 edits" -- "$BIN" kb import --kb "$TMP/b.kb" --file "$TMP/x1.jsonl" --author tester --reason fixture
+"$BIN" kb export --kb "$TMP/b.kb" >"$TMP/x2.jsonl"
+expect "round trip" 0 "" -- cmp "$TMP/x1.jsonl" "$TMP/x2.jsonl"
 
 expect "check" 0 "$KB: ok" -- "$BIN" kb check --kb "$KB"
 
 # foreign and damaged files
-head -c 8192 /dev/urandom >"$T/random.kb"
-expect "random bytes" 1 "^medrek kb: $T/random.kb: not a medrek knowledge base \(not a SQLite database\)" -- "$BIN" kb stats --kb "$T/random.kb"
+head -c 8192 /dev/urandom >"$TMP/random.kb"
+expect "random bytes" 1 "^medrek kb: $TMP/random.kb: not a medrek knowledge base \(not a SQLite database\)" -- "$BIN" kb stats --kb "$TMP/random.kb"
 if command -v sqlite3 >/dev/null; then
-    sqlite3 "$T/other.db" "CREATE TABLE t(x); INSERT INTO t VALUES(1);"
-    expect "foreign SQLite" 1 "a SQLite database, but not a medrek knowledge base" -- "$BIN" kb list --kb "$T/other.db"
+    sqlite3 "$TMP/other.db" "CREATE TABLE t(x); INSERT INTO t VALUES(1);"
+    expect "foreign SQLite" 1 "a SQLite database, but not a medrek knowledge base" -- "$BIN" kb list --kb "$TMP/other.db"
 fi
-head -c 50000 "$KB" >"$T/trunc.kb"
-expect "truncated file" 1 "^medrek kb: $T/trunc.kb: truncated knowledge base" -- "$BIN" kb list --kb "$T/trunc.kb"
-: >"$T/empty.kb"
-expect "empty file" 1 "empty file, not a medrek knowledge base" -- "$BIN" kb list --kb "$T/empty.kb"
+head -c 50000 "$KB" >"$TMP/trunc.kb"
+expect "truncated file" 1 "^medrek kb: $TMP/trunc.kb: truncated knowledge base" -- "$BIN" kb list --kb "$TMP/trunc.kb"
+: >"$TMP/empty.kb"
+expect "empty file" 1 "empty file, not a medrek knowledge base" -- "$BIN" kb list --kb "$TMP/empty.kb"
 # reencode needs the editor (medrek edit's side): it must not succeed here
 out=$("$BIN" kb reencode --kb "$KB" 2>&1)
 if [ $? = 0 ]; then echo "FAIL reencode without --editor succeeded"; fail=$((fail + 1)); else pass=$((pass + 1)); fi
 
-echo "cli_kb: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+cli_done
