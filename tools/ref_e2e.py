@@ -46,18 +46,17 @@ Run: /usr/bin/python3 tools/ref_e2e.py
 import json
 import math
 import os
-import re
 import struct
 import sys
 
-import numpy as np
 import torch
-import torch.nn.functional as Fn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, HERE)
-import ref_llama  # noqa: E402  (its main() is guarded; importing only defines functions)
+from reflib import (BPE, Head, PromptAttn, PromptMLP, features, llama_logits,  # noqa: E402
+                    make_config, read_safetensors, roberta_embed, roberta_layers_pool,
+                    roberta_positions, write_safetensors)
 
 OUT = os.path.join(ROOT, "tests", "data", "e2e")
 ENC_DIR = os.path.join(ROOT, "tests", "data", "editor", "encoder")
@@ -70,104 +69,7 @@ GAP_MIN = 1e-3   # smallest allowed gap (relative to the similarity) between sim
 GEN_TOKENS = 8
 SEED = 20251125
 
-# ---------------------------------------------------------------- safetensors
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    hdr = json.loads(raw[8:8 + n])
-    base = 8 + n
-    out = {}
-    for name, t in hdr.items():
-        if name == "__metadata__":
-            continue
-        assert t["dtype"] == "F32", (path, name, t["dtype"])
-        a, b = t["data_offsets"]
-        arr = np.frombuffer(raw[base + a:base + b], dtype="<f4").reshape(t["shape"])
-        out[name] = torch.from_numpy(arr.copy())
-    return out
-
-
-def write_safetensors(path, tensors, metadata=None):
-    header, blobs, off = {}, [], 0
-    for name, t in tensors.items():
-        a = t.detach().to(torch.float32).contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(a)]}
-        blobs.append(a)
-        off += len(a)
-    if metadata:
-        header["__metadata__"] = metadata
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-# ---------------------------------------------------------------- byte-level BPE
-
-
-def bytes_to_unicode():
-    """GPT-2's reversible byte -> printable character table."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    table, extra = {}, 0
-    for b in range(256):
-        if b in keep:
-            table[b] = chr(b)
-        else:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
-
-
-B2U = bytes_to_unicode()
-U2B = {v: k for k, v in B2U.items()}
-# GPT-2's pre-tokenization, restricted to ASCII (every text here is ASCII)
-PRETOK = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""")
-
-
-class BPE:
-    def __init__(self, vocab, merges):
-        self.vocab = vocab                      # piece -> id
-        self.rank = {m: i for i, m in enumerate(merges)}
-        self.inv = {i: p for p, i in vocab.items()}
-
-    def word(self, w):
-        parts = [B2U[b] for b in w.encode("utf-8")]
-        while len(parts) > 1:
-            best, bi = None, -1
-            for i in range(len(parts) - 1):
-                r = self.rank.get((parts[i], parts[i + 1]))
-                if r is not None and (best is None or r < best):
-                    best, bi = r, i
-            if best is None:
-                break
-            a, b = parts[bi], parts[bi + 1]
-            out, i = [], 0
-            while i < len(parts):  # merge every occurrence of the pair, left to right
-                if i + 1 < len(parts) and parts[i] == a and parts[i + 1] == b:
-                    out.append(a + b)
-                    i += 2
-                else:
-                    out.append(parts[i])
-                    i += 1
-            parts = out
-        return [self.vocab[p] for p in parts]
-
-    def encode(self, text):
-        assert all(ord(c) < 128 for c in text), text
-        return [i for w in PRETOK.findall(text) for i in self.word(w)]
-
-    def decode(self, ids, skip=()):
-        bs = b""
-        for i in ids:
-            if i in skip:
-                continue
-            bs += bytes(U2B[c] for c in self.inv[i])
-        return bs.decode("utf-8", "replace")
+# ---------------------------------------------------------------- tokenizers (reflib.BPE)
 
 
 def load_encoder_tokenizer():
@@ -224,94 +126,15 @@ class Encoder:
             mask[i, :len(s)] = 1
         return seqs, ids, mask
 
-    def layer(self, l, x, mask):
-        w, H, nh = self.w, self.H, self.NHE
-        p = "encoder.layer.%d." % l
-        n, L, _ = x.shape
-        hs = H // nh
-
-        def lin(t, name):
-            return t @ w[p + name + ".weight"].T + w[p + name + ".bias"]
-
-        def heads(t):
-            return t.view(n, L, nh, hs).transpose(1, 2)
-
-        q, k, v = (heads(lin(x, "attention.self." + m)) for m in ("query", "key", "value"))
-        sc = q @ k.transpose(-1, -2) / math.sqrt(hs)
-        sc = sc + (1.0 - mask)[:, None, None, :] * torch.finfo(DT).min
-        y = (torch.softmax(sc, -1) @ v).transpose(1, 2).reshape(n, L, H)
-        x = Fn.layer_norm(lin(y, "attention.output.dense") + x, (H,),
-                          w[p + "attention.output.LayerNorm.weight"],
-                          w[p + "attention.output.LayerNorm.bias"], self.eps)
-        f = Fn.gelu(lin(x, "intermediate.dense"))
-        return Fn.layer_norm(lin(f, "output.dense") + x, (H,), w[p + "output.LayerNorm.weight"],
-                             w[p + "output.LayerNorm.bias"], self.eps)
-
     def layers_pool(self, x, mask):
-        for l in range(self.NL):
-            x = self.layer(l, x, mask)
-        po = torch.tanh(x[:, 0] @ self.w["pooler.dense.weight"].T + self.w["pooler.dense.bias"])
-        return x, po
+        return roberta_layers_pool(self.w, x, mask, self.NL, self.H, self.NHE, self.eps)
 
     def forward_ids(self, ids, mask):
-        w = self.w
-        real = (ids != self.pad).long()
-        pos = torch.cumsum(real, 1) * real + self.pad  # RoBERTa positions start at pad + 1
-        e = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][pos]
-             + w["embeddings.token_type_embeddings.weight"][0])
-        e = Fn.layer_norm(e, (self.H,), w["embeddings.LayerNorm.weight"],
-                          w["embeddings.LayerNorm.bias"], self.eps)
+        e = roberta_embed(self.w, ids, roberta_positions(ids, self.pad), self.H, self.eps)
         return self.layers_pool(e, mask)
 
 
-def features(hs, mask, po):
-    """Spec 2: concat(pooler, masked mean, masked max, masked min)."""
-    m = mask[:, :, None]
-    mean = (hs * m).sum(1) / m.sum(1)
-    mx = (hs + (m - 1) * 999999).max(1).values
-    mn = (hs + (1 - m) * 999999).min(1).values
-    return torch.cat([po, mean, mx, mn], dim=1)
-
-# ---------------------------------------------------------------- editor modules
-
-
-class Head(torch.nn.Module):
-    def __init__(self, F):
-        super().__init__()
-        self.fc1 = torch.nn.Linear(F, R).to(DT)
-        self.fc2 = torch.nn.Linear(R, R).to(DT)
-
-    def forward(self, x):
-        x1 = self.fc1(x)
-        return torch.relu(self.fc2(x1)) + x1
-
-
-class PromptAttn(torch.nn.Module):
-    def __init__(self, D):
-        super().__init__()
-        self.D = D
-        self.query_proj = torch.nn.Linear(R, T * D).to(DT)
-        self.key_proj = torch.nn.Linear(R, D).to(DT)
-        self.value_proj = torch.nn.Linear(R, D).to(DT)
-        self.mha = torch.nn.MultiheadAttention(D, NH, dropout=0.0, batch_first=True).to(DT)
-
-    def forward(self, v):
-        q = self.query_proj(v).view(-1, T, self.D)
-        k = self.key_proj(v)[:, None, :]
-        vv = self.value_proj(v)[:, None, :]
-        return self.mha(q, k, vv, need_weights=False)[0]
-
-
-class PromptMLP(torch.nn.Module):
-    def __init__(self, D):
-        super().__init__()
-        self.D = D
-        self.fc1 = torch.nn.Linear(R, R).to(DT)
-        self.fc2 = torch.nn.Linear(R, T * D).to(DT)
-
-    def forward(self, v):
-        x = torch.relu(self.fc1(v)) + v
-        return self.fc2(x).view(-1, T, self.D)
+# ---------------------------------------------------------------- editor (reflib's modules)
 
 
 class Editor:
@@ -319,9 +142,9 @@ class Editor:
         torch.manual_seed(seed)
         self.enc, self.kind, self.D = enc, kind, D
         F = 4 * enc.H
-        self.q, self.k = Head(F), Head(F)
+        self.q, self.k = Head(F, R), Head(F, R)
         self.proto = (torch.rand(P, enc.H, dtype=DT) - 0.5) * 0.1 * proto_scale
-        self.pe = PromptAttn(D) if kind == "attn" else PromptMLP(D)
+        self.pe = PromptAttn(R, T, D, NH) if kind == "attn" else PromptMLP(R, T, D)
         with torch.no_grad():
             if kind == "attn":
                 # torch leaves these biases at zero; random values test that they are applied
@@ -434,11 +257,11 @@ class LLM:
         st = read_safetensors(os.path.join(LLM_HF, "model.safetensors"))
         self.fp = llm_fingerprint(c, st)
         self.w = {k: v.to(DT) for k, v in st.items()}
-        self.cfg = ref_llama.make_config("a", V=c["vocab_size"], D=c["hidden_size"],
-                                         NL=c["num_hidden_layers"], NH=c["num_attention_heads"],
-                                         NKV=c["num_key_value_heads"], F=c["intermediate_size"],
-                                         n_ctx=c["max_position_embeddings"], theta=c["rope_theta"],
-                                         eps=c["rms_norm_eps"], tied=c.get("tie_word_embeddings", False))
+        self.cfg = make_config("a", V=c["vocab_size"], D=c["hidden_size"],
+                               NL=c["num_hidden_layers"], NH=c["num_attention_heads"],
+                               NKV=c["num_key_value_heads"], F=c["intermediate_size"],
+                               n_ctx=c["max_position_embeddings"], theta=c["rope_theta"],
+                               eps=c["rms_norm_eps"], tied=c.get("tie_word_embeddings", False))
         self.tok = load_llm_tokenizer()
         self.bos, self.eos = c["bos_token_id"], c["eos_token_id"]
         self.D = c["hidden_size"]
@@ -451,14 +274,13 @@ class LLM:
         pieces (special tokens skipped), as hex since a byte-level model may
         stop inside a UTF-8 sequence; min_gap = smallest top-1 - top-2 logit
         margin along the way (a float32 run could flip a smaller one)."""
-        bs = b"".join(bytes(U2B[c] for c in self.tok.inv[i]) for i in ids
-                      if i not in (self.bos, self.eos))
+        bs = self.tok.decode_bytes(ids, skip=(self.bos, self.eos))
         return {"ids": ids, "hex": bs.hex(), "text": bs.decode("utf-8", "replace"),
                 "min_gap": min(gaps)}
 
     def logits(self, ids, prefix):
-        """ref_llama's forward in float64 (its rope tables are float32: we
-        rebuild them in float64 by running on double inputs)."""
+        """The Llama forward of reflib (ref_llama's) run in float64, its RoPE
+        tables included (ref_llama keeps them in float32)."""
         with torch.no_grad():
             return llama_logits64(self.cfg, self.w, ids, prefix)
 
@@ -477,42 +299,9 @@ class LLM:
         return out, gaps
 
 
-def llama_hidden64(cfg, w, x):
-    """ref_llama.llama_hidden with the RoPE tables kept in float64."""
-    Tn = x.shape[0]
-    NHh, NKV, HS = cfg["NH"], cfg["NKV"], cfg["HS"]
-    pos = torch.arange(Tn, dtype=DT)
-    ang = torch.outer(pos, ref_llama.inv_freq(cfg))
-    ang = torch.cat([ang, ang], dim=-1)
-    cos, sin = ang.cos(), ang.sin()
-    mask = torch.full((Tn, Tn), float("-inf"), dtype=DT).triu(1)
-    rms = ref_llama.rmsnorm
-    for l in range(cfg["NL"]):
-        p = "model.layers.%d." % l
-        h = rms(x, w[p + "input_layernorm.weight"], cfg["eps"])
-        q = (h @ w[p + "self_attn.q_proj.weight"].T).view(Tn, NHh, HS).transpose(0, 1)
-        k = (h @ w[p + "self_attn.k_proj.weight"].T).view(Tn, NKV, HS).transpose(0, 1)
-        v = (h @ w[p + "self_attn.v_proj.weight"].T).view(Tn, NKV, HS).transpose(0, 1)
-        q = q * cos + ref_llama.rotate_half(q) * sin
-        k = k * cos + ref_llama.rotate_half(k) * sin
-        rep = NHh // NKV
-        k = k.repeat_interleave(rep, dim=0)
-        v = v.repeat_interleave(rep, dim=0)
-        att = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(HS) + mask, dim=-1)
-        o = (att @ v).transpose(0, 1).reshape(Tn, NHh * HS)
-        x = x + o @ w[p + "self_attn.o_proj.weight"].T
-        h = rms(x, w[p + "post_attention_layernorm.weight"], cfg["eps"])
-        x = x + (Fn.silu(h @ w[p + "mlp.gate_proj.weight"].T) * (h @ w[p + "mlp.up_proj.weight"].T)) \
-            @ w[p + "mlp.down_proj.weight"].T
-    return rms(x, w["model.norm.weight"], cfg["eps"])
-
-
 def llama_logits64(cfg, w, tokens, prefix):
-    e = w["model.embed_tokens.weight"][torch.tensor(tokens, dtype=torch.long)]
-    n = 0 if prefix is None else prefix.shape[0]
-    x = e if n == 0 else torch.cat([prefix.to(DT), e], dim=0)
-    h = llama_hidden64(cfg, w, x)
-    return h[n:] @ ref_llama.out_weight(cfg, w).T
+    """The Llama forward of reflib (ref_llama's) in float64, RoPE tables included."""
+    return llama_logits(cfg, w, tokens, prefix, DT)
 
 # ---------------------------------------------------------------- requests and questions
 

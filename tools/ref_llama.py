@@ -24,29 +24,19 @@ import json
 import math
 import os
 import re
-import struct
 import sys
 
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reflib import (B2U, BPE, GG_ARR, GG_BOOL, GG_F32, GG_I32, GG_STR, GG_U32,  # noqa: E402
+                    GGML_F16, GGML_F32, GGML_Q4_0, GGML_Q8_0, U2B, inv_freq, learn_merges,
+                    llama_logits, make_config, st_header, write_gguf)
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "llama")
 
 # ---------------------------------------------------------------- tokenizer
-
-def bytes_to_unicode():
-    """GPT-2's reversible byte -> printable unicode character map."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + \
-        list(range(ord("\xae"), ord("\xff") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
-
 
 CORPUS = ("The patient was given aspirin for the headache. The doctor said that the "
           "treatment of hypertension includes diuretics and beta blockers. Diabetes is "
@@ -64,35 +54,13 @@ PRETOK = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0
 
 def train_tokenizer(vocab_size=512, n_special=2):
     """Byte-level BPE: 256 byte tokens, learned merges, 2 special tokens."""
-    b2u = bytes_to_unicode()
-    vocab = [b2u[b] for b in range(256)]
+    vocab = [B2U[b] for b in range(256)]
     words = {}
     for w in PRETOK.findall(CORPUS):
-        key = tuple(b2u[b] for b in w.encode("utf-8"))
+        key = tuple(B2U[b] for b in w.encode("utf-8"))
         words[key] = words.get(key, 0) + 1
-    merges = []
-    while len(vocab) < vocab_size - n_special:
-        pairs = {}
-        for w, c in words.items():
-            for a, b in zip(w, w[1:]):
-                pairs[(a, b)] = pairs.get((a, b), 0) + c
-        if not pairs:
-            break
-        best = max(sorted(pairs), key=lambda p: pairs[p])
-        merges.append(best)
-        vocab.append(best[0] + best[1])
-        nw = {}
-        for w, c in words.items():
-            out, i = [], 0
-            while i < len(w):
-                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
-                    out.append(best[0] + best[1])
-                    i += 2
-                else:
-                    out.append(w[i])
-                    i += 1
-            nw[tuple(out)] = nw.get(tuple(out), 0) + c
-        words = nw
+    merges = learn_merges(words, vocab_size - n_special - len(vocab))
+    vocab += [a + b for a, b in merges]
     while len(vocab) < vocab_size - n_special:  # corpus exhausted: filler pieces
         vocab.append("<unused%d>" % len(vocab))
     specials = ["<|begin_of_text|>", "<|end_of_text|>"]
@@ -133,40 +101,20 @@ def tokenizer_json(vocab, merges, specials):
 
 
 def piece_bytes(piece):
-    u2b = {v: k for k, v in bytes_to_unicode().items()}
     if piece.startswith("<|"):
         return b""
-    return bytes(u2b[ch] for ch in piece)
+    return bytes(U2B[ch] for ch in piece)
 
 
 def bpe_encode(text, merges):
     """Ids of text under the tokenizer above (this script's pre-split)."""
-    b2u = bytes_to_unicode()
-    vocab_ids = {}
-    rank = {m: i for i, m in enumerate(merges)}
-    for b in range(256):
-        vocab_ids[b2u[b]] = b
+    vocab = {B2U[b]: b for b in range(256)}
     for i, m in enumerate(merges):
-        vocab_ids[m[0] + m[1]] = 256 + i
-    ids = []
-    for w in PRETOK.findall(text):
-        parts = [b2u[b] for b in w.encode("utf-8")]
-        while len(parts) > 1:
-            best = min(range(len(parts) - 1), key=lambda i: rank.get((parts[i], parts[i + 1]), 1 << 30))
-            if (parts[best], parts[best + 1]) not in rank:
-                break
-            parts[best:best + 2] = [parts[best] + parts[best + 1]]
-        ids += [vocab_ids[p] for p in parts]
-    return ids
+        vocab[m[0] + m[1]] = 256 + i
+    return BPE(vocab, merges, PRETOK).encode(text)
 
 
 # ---------------------------------------------------------------- model
-
-def make_config(name, V=512, D=64, NL=2, NH=4, NKV=2, F=160, n_ctx=512, theta=10000.0,
-                eps=1e-5, tied=False, rope3=None):
-    return dict(name=name, V=V, D=D, NL=NL, NH=NH, NKV=NKV, HS=D // NH, F=F, n_ctx=n_ctx,
-                theta=theta, eps=eps, tied=tied, rope3=rope3)
-
 
 def make_weights(cfg, seed):
     """HF-layout weights (name -> float32 tensor), scaled so logits spread."""
@@ -197,65 +145,10 @@ def make_weights(cfg, seed):
     return w
 
 
-def inv_freq(cfg):
-    HS, theta = cfg["HS"], cfg["theta"]
-    f = 1.0 / (theta ** (torch.arange(0, HS, 2, dtype=torch.float64) / HS))
-    r = cfg["rope3"]
-    if r is not None:  # Llama-3.1 scaling, from its definition
-        factor, low, high, orig = r["factor"], r["low_freq_factor"], r["high_freq_factor"], r["orig"]
-        low_wl, high_wl = orig / low, orig / high
-        wl = 2 * math.pi / f
-        scaled = torch.where(wl > low_wl, f / factor, f)
-        smooth = (orig / wl - low) / (high - low)
-        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
-        medium = (wl >= high_wl) & (wl <= low_wl)
-        f = torch.where(medium, smoothed, scaled)
-    return f
-
-
 def rope_freq_factors(cfg):
     """GGUF's rope_freqs.weight: divisors of the base frequencies."""
     base = 1.0 / (cfg["theta"] ** (torch.arange(0, cfg["HS"], 2, dtype=torch.float64) / cfg["HS"]))
     return (base / inv_freq(cfg)).float()
-
-
-def rotate_half(x):
-    h = x.shape[-1] // 2
-    return torch.cat([-x[..., h:], x[..., :h]], dim=-1)
-
-
-def rmsnorm(x, w, eps):
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
-
-
-def llama_hidden(cfg, w, x):
-    """x (T, D) input embeddings (prefix rows then token rows) -> final normed (T, D)."""
-    T = x.shape[0]
-    NH, NKV, HS = cfg["NH"], cfg["NKV"], cfg["HS"]
-    pos = torch.arange(T, dtype=torch.float64)
-    ang = torch.outer(pos, inv_freq(cfg))          # (T, HS/2)
-    ang = torch.cat([ang, ang], dim=-1)            # (T, HS)
-    cos, sin = ang.cos().float(), ang.sin().float()
-    mask = torch.full((T, T), float("-inf")).triu(1)
-    for l in range(cfg["NL"]):
-        p = "model.layers.%d." % l
-        h = rmsnorm(x, w[p + "input_layernorm.weight"], cfg["eps"])
-        q = (h @ w[p + "self_attn.q_proj.weight"].T).view(T, NH, HS).transpose(0, 1)
-        k = (h @ w[p + "self_attn.k_proj.weight"].T).view(T, NKV, HS).transpose(0, 1)
-        v = (h @ w[p + "self_attn.v_proj.weight"].T).view(T, NKV, HS).transpose(0, 1)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        rep = NH // NKV
-        k = k.repeat_interleave(rep, dim=0)
-        v = v.repeat_interleave(rep, dim=0)
-        att = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(HS) + mask, dim=-1)
-        o = (att @ v).transpose(0, 1).reshape(T, NH * HS)
-        x = x + o @ w[p + "self_attn.o_proj.weight"].T
-        h = rmsnorm(x, w[p + "post_attention_layernorm.weight"], cfg["eps"])
-        a = h @ w[p + "mlp.gate_proj.weight"].T
-        b = h @ w[p + "mlp.up_proj.weight"].T
-        x = x + (torch.nn.functional.silu(a) * b) @ w[p + "mlp.down_proj.weight"].T
-    return rmsnorm(x, w["model.norm.weight"], cfg["eps"])
 
 
 def train(cfg, w, ids, steps=300, T=64, B=8, lr=3e-3, seed=4):
@@ -279,19 +172,6 @@ def train(cfg, w, ids, steps=300, T=64, B=8, lr=3e-3, seed=4):
         if step % 100 == 0 or step == steps - 1:
             print("train step %d loss %.3f" % (step, loss.item()))
     return {k: v.detach().clone() for k, v in w.items()}
-
-
-def out_weight(cfg, w):
-    return w["model.embed_tokens.weight"] if cfg["tied"] else w["lm_head.weight"]
-
-
-def llama_logits(cfg, w, tokens, prefix):
-    """Logits (L, V) of the token positions of [prefix ; emb(tokens)]."""
-    e = w["model.embed_tokens.weight"][torch.tensor(tokens, dtype=torch.long)]
-    n = 0 if prefix is None else prefix.shape[0]
-    x = e if n == 0 else torch.cat([prefix, e], dim=0)
-    h = llama_hidden(cfg, w, x)
-    return h[n:] @ out_weight(cfg, w).T
 
 
 def greedy(cfg, w, prompt, prefix, n_new):
@@ -351,86 +231,26 @@ def write_safetensors(path, tensors, dtype="F32", meta=None):
         elif dtype == "F16":
             raw = a.astype("<f2").tobytes()
         elif dtype == "BF16":
-            u = a.astype("<f4").view("<u4").astype(np.uint64)
-            u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2")  # round to nearest even
-            raw = u.tobytes()
+            raw = bf16_bits(a).astype("<u2").tobytes()
         header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
         blobs.append(raw)
         off += len(raw)
     if meta:
         header["__metadata__"] = meta
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
     with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
+        f.write(st_header(header, separators=(",", ":")))
         for b in blobs:
             f.write(b)
 
 
-def bf16_round(a):
+def bf16_bits(a):
+    """f32 -> the upper 16 bits of its round-to-nearest-even bf16 (as u64)."""
     u = a.astype("<f4").view("<u4").astype(np.uint64)
-    u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
-    return u.astype("<u4").view("<f4")
+    return (u + 0x7FFF + ((u >> 16) & 1)) >> 16
 
 
-GG_U32, GG_I32, GG_F32, GG_BOOL, GG_STR, GG_ARR = 4, 5, 6, 7, 8, 9
-GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q8_0 = 0, 1, 2, 8
-
-
-def gg_str(s):
-    b = s.encode("utf-8")
-    return struct.pack("<Q", len(b)) + b
-
-
-def gg_kv(key, typ, val):
-    out = gg_str(key) + struct.pack("<I", typ)
-    if typ == GG_U32:
-        return out + struct.pack("<I", val)
-    if typ == GG_I32:
-        return out + struct.pack("<i", val)
-    if typ == GG_F32:
-        return out + struct.pack("<f", val)
-    if typ == GG_BOOL:
-        return out + struct.pack("<B", 1 if val else 0)
-    if typ == GG_STR:
-        return out + gg_str(val)
-    etype, items = val
-    out += struct.pack("<IQ", etype, len(items))
-    for it in items:
-        if etype == GG_STR:
-            out += gg_str(it)
-        elif etype == GG_I32:
-            out += struct.pack("<i", it)
-        elif etype == GG_F32:
-            out += struct.pack("<f", it)
-    return out
-
-
-def write_gguf(path, kvs, tensors, align=32):
-    """kvs: list of (key, type, value); tensors: list of (name, shape
-    outermost-first, ggml type, raw bytes)."""
-    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
-    for k in kvs:
-        out += gg_kv(*k)
-    off = 0
-    offs = []
-    for name, shape, typ, raw in tensors:
-        offs.append(off)
-        off += len(raw)
-        off += (align - off % align) % align
-    for (name, shape, typ, raw), o in zip(tensors, offs):
-        out += gg_str(name) + struct.pack("<I", len(shape))
-        for d in reversed(shape):  # GGUF: innermost first
-            out += struct.pack("<Q", d)
-        out += struct.pack("<IQ", typ, o)
-    out += b"\0" * ((align - len(out) % align) % align)
-    base = len(out)
-    for (name, shape, typ, raw), o in zip(tensors, offs):
-        out += b"\0" * (base + o - len(out))
-        out += raw
-    with open(path, "wb") as f:
-        f.write(out)
+def bf16_round(a):
+    return (bf16_bits(a) << 16).astype("<u4").view("<f4")
 
 
 def permute_qk(w, n_head):
