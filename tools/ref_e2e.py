@@ -54,8 +54,8 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, HERE)
-from reflib import (BPE, Head, PromptAttn, PromptMLP, features, llama_logits,  # noqa: E402
-                    make_config, read_safetensors, roberta_embed, roberta_layers_pool,
+from reflib import (BPE, Head, PromptAttn, PromptMLP, features, knowledge_sentence,  # noqa: E402
+                    llama_logits, make_config, read_safetensors, roberta_embed, roberta_layers_pool,
                     roberta_positions, write_safetensors)
 
 OUT = os.path.join(ROOT, "tests", "data", "e2e")
@@ -211,12 +211,6 @@ class Editor:
             meta["tokenizer_merges_txt"] = f.read()
         write_safetensors(path, self.tensors(), meta)
 
-
-def knowledge_sentence(prompt, target):
-    """Spec 4: prompt + " " + target, no space when one is already there."""
-    if prompt.endswith(" ") or target.startswith(" "):
-        return prompt + target
-    return prompt + " " + target
 
 # ---------------------------------------------------------------- LLM
 

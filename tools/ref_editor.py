@@ -39,14 +39,15 @@ Everything is computed in float64 and stored as float32.
 Run: /usr/bin/python3 tools/ref_editor.py
 """
 import json
-import math
 import os
-import re
-import struct
 import sys
 
 import torch
-import torch.nn.functional as Fn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reflib import (B2U, BPE, Head, PromptAttn, PromptMLP, byte_pieces, features,  # noqa: E402
+                    knowledge_sentence, learn_merges, roberta_embed, roberta_layer,
+                    roberta_layers_pool, roberta_positions, write_safetensors)
 
 torch.manual_seed(1234)
 DT = torch.float64
@@ -60,24 +61,6 @@ R, D, T, NH, P = 24, 16, 3, 4, 10
 # ---------------------------------------------------------------- tokenizer
 
 
-def bytes_to_unicode():
-    """GPT-2's reversible byte -> printable unicode character table."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + \
-        list(range(0xAE, 0xFF + 1))
-    table, extra = {}, 0
-    for b in range(256):
-        if b in keep:
-            table[b] = chr(b)
-        else:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
-
-
-B2U = bytes_to_unicode()
-# GPT-2 pre-tokenization restricted to ASCII letters/digits (our sentences are ASCII)
-PRETOK = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""")
-
 CORPUS = [
     "The patient was given aspirin for the pain.",
     "Metformin is the first-line treatment of type 2 diabetes.",
@@ -88,41 +71,15 @@ CORPUS = [
 ]
 
 
-def pretok(text):
-    return ["".join(B2U[b] for b in piece.encode("utf-8")) for piece in PRETOK.findall(text)]
-
-
-def learn_merges(n_merges):
+def corpus_words():
     words = {}
     for s in CORPUS:
-        for w in pretok(s):
+        for w in byte_pieces(s):
             words[tuple(w)] = words.get(tuple(w), 0) + 1
-    merges = []
-    for _ in range(n_merges):
-        pairs = {}
-        for w, c in words.items():
-            for a, b in zip(w, w[1:]):
-                pairs[(a, b)] = pairs.get((a, b), 0) + c
-        if not pairs:
-            break
-        best = min(pairs, key=lambda p: (-pairs[p], p))
-        merges.append(best)
-        nw = {}
-        for w, c in words.items():
-            out, i = [], 0
-            while i < len(w):
-                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
-                    out.append(w[i] + w[i + 1])
-                    i += 2
-                else:
-                    out.append(w[i])
-                    i += 1
-            nw[tuple(out)] = nw.get(tuple(out), 0) + c
-        words = nw
-    return merges
+    return words
 
 
-MERGES = learn_merges(40)
+MERGES = learn_merges(corpus_words(), 40)
 VOCAB = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
 for b in range(256):
     VOCAB[B2U[b]] = len(VOCAB)
@@ -130,34 +87,11 @@ for a, b in MERGES:
     if a + b not in VOCAB:
         VOCAB[a + b] = len(VOCAB)
 VOCAB["<mask>"] = len(VOCAB)
-RANK = {m: i for i, m in enumerate(MERGES)}
-
-
-def bpe(word):
-    parts = list(word)
-    while len(parts) > 1:
-        best, bi = None, -1
-        for i in range(len(parts) - 1):
-            r = RANK.get((parts[i], parts[i + 1]))
-            if r is not None and (best is None or r < best):
-                best, bi = r, i
-        if best is None:
-            break
-        a, b = parts[bi], parts[bi + 1]
-        out, i = [], 0
-        while i < len(parts):
-            if i + 1 < len(parts) and parts[i] == a and parts[i + 1] == b:
-                out.append(a + b)
-                i += 2
-            else:
-                out.append(parts[i])
-                i += 1
-        parts = out
-    return parts
+TOK = BPE(VOCAB, MERGES)
 
 
 def encode(text, max_len=MAXPOS - PAD - 1):
-    ids = [VOCAB[p] for w in pretok(text) for p in bpe(w)]
+    ids = TOK.encode(text)
     ids = ids[: max_len - 2]  # HF truncation: the content, then <s> ... </s>
     return [0] + ids + [2]
 
@@ -207,45 +141,12 @@ def make_encoder():
     return w
 
 
-def layer(w, l, x, mask):
-    """One post-LN BERT layer, written out as Hugging Face computes it."""
-    p = f"encoder.layer.{l}."
-    n, L, _ = x.shape
-    hs = H // NHEADS
-
-    def lin(t, name):
-        return t @ w[p + name + ".weight"].T + w[p + name + ".bias"]
-
-    def heads(t):
-        return t.view(n, L, NHEADS, hs).transpose(1, 2)
-
-    q, k, v = (heads(lin(x, f"attention.self.{m}")) for m in ("query", "key", "value"))
-    sc = q @ k.transpose(-1, -2) / math.sqrt(hs)
-    sc = sc + (1.0 - mask)[:, None, None, :] * torch.finfo(DT).min
-    a = torch.softmax(sc, dim=-1)
-    y = (a @ v).transpose(1, 2).reshape(n, L, H)
-    x = Fn.layer_norm(lin(y, "attention.output.dense") + x, (H,),
-                      w[p + "attention.output.LayerNorm.weight"],
-                      w[p + "attention.output.LayerNorm.bias"], EPS)
-    f = Fn.gelu(lin(x, "intermediate.dense"))
-    return Fn.layer_norm(lin(f, "output.dense") + x, (H,), w[p + "output.LayerNorm.weight"],
-                         w[p + "output.LayerNorm.bias"], EPS)
-
-
-def layers_and_pool(w, x, mask):
-    for l in range(NL):
-        x = layer(w, l, x, mask)
-    po = torch.tanh(x[:, 0] @ w["pooler.dense.weight"].T + w["pooler.dense.bias"])
-    return x, po
+def layers_and_pool(w, x, mask, eps=EPS):
+    return roberta_layers_pool(w, x, mask, NL, H, NHEADS, eps)
 
 
 def encode_ids(w, ids, mask):
-    real = (ids != PAD).long()
-    pos = torch.cumsum(real, 1) * real + PAD
-    e = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][pos]
-         + w["embeddings.token_type_embeddings.weight"][0])
-    e = Fn.layer_norm(e, (H,), w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], EPS)
-    return layers_and_pool(w, e, mask)
+    return layers_and_pool(w, roberta_embed(w, ids, roberta_positions(ids, PAD), H, EPS), mask)
 
 
 def check_layer_against_torch(w, x, mask):
@@ -269,83 +170,13 @@ def check_layer_against_torch(w, x, mask):
         tl.norm2.weight.copy_(w[p + "output.LayerNorm.weight"])
         tl.norm2.bias.copy_(w[p + "output.LayerNorm.bias"])
         a = tl(x, src_key_padding_mask=(mask == 0))
-        b = layer(w, 0, x, mask)
+        b = roberta_layer(w, 0, x, mask, H, NHEADS, EPS)
     err = (a - b).abs().max().item()
     assert err < 1e-10, err
     return err
 
 
-# ---------------------------------------------------------------- features, heads
-
-def features(hs, mask, po):
-    m = mask[:, :, None]
-    mean = (hs * m).sum(1) / m.sum(1)
-    mx = (hs + (m - 1) * 999999).max(1).values
-    mn = (hs + (1 - m) * 999999).min(1).values
-    return torch.cat([po, mean, mx, mn], dim=1)
-
-
-def linear(i, o):
-    """torch.nn.Linear(i, o) in float64 with its default init."""
-    return torch.nn.Linear(i, o).to(DT)
-
-
-class Head(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = linear(4 * H, R)
-        self.fc2 = linear(R, R)
-
-    def forward(self, x):
-        x1 = self.fc1(x)
-        return torch.relu(self.fc2(x1)) + x1
-
-
-class PromptAttn(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.query_proj = linear(R, T * D)
-        self.key_proj = linear(R, D)
-        self.value_proj = linear(R, D)
-        self.mha = torch.nn.MultiheadAttention(D, NH, dropout=0.0, batch_first=True).to(DT)
-
-    def forward(self, v):
-        q = self.query_proj(v).view(-1, T, D)
-        k = self.key_proj(v)[:, None, :]
-        vv = self.value_proj(v)[:, None, :]
-        return self.mha(q, k, vv, need_weights=False)[0]
-
-
-class PromptMLP(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = linear(R, R)
-        self.fc2 = linear(R, T * D)
-
-    def forward(self, v):
-        x = torch.relu(self.fc1(v)) + v
-        return self.fc2(x).view(-1, T, D)
-
-
 # ---------------------------------------------------------------- output
-
-def write_safetensors(path, tensors, metadata=None):
-    header, blobs, off = {}, [], 0
-    for name, t in tensors.items():
-        a = t.detach().to(torch.float32).contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(a)]}
-        blobs.append(a)
-        off += len(a)
-    if metadata:
-        header["__metadata__"] = metadata
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
 
 def grads_of(loss, named):
     names = list(named)
@@ -368,17 +199,11 @@ def bert_reference(w, ids, mask):
     with open(os.path.join(bdir, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     write_safetensors(os.path.join(bdir, "model.safetensors"), {"bert." + k: v for k, v in bw.items()})
-    global EPS
-    keep, EPS = EPS, beps
     n, L = ids.shape
     pos = torch.arange(L)[None, :].expand(n, L)
-    e = (bw["embeddings.word_embeddings.weight"][ids] + bw["embeddings.position_embeddings.weight"][pos]
-         + bw["embeddings.token_type_embeddings.weight"][0])
-    e = Fn.layer_norm(e, (H,), bw["embeddings.LayerNorm.weight"], bw["embeddings.LayerNorm.bias"], EPS)
-    hs, po = layers_and_pool(bw, e, mask)
+    hs, po = layers_and_pool(bw, roberta_embed(bw, ids, pos, H, beps), mask, beps)
     r_h, r_p = torch.randn(n, L, H, dtype=DT), torch.randn(n, H, dtype=DT)
     g = grads_of((hs * r_h).sum() + (po * r_p).sum(), bw)
-    EPS = keep
     T_ = {"ids": ids.to(DT), "mask": mask, "hidden": hs, "pooled": po, "r_hidden": r_h,
           "r_pooled": r_p}
     for k, v in g.items():
@@ -457,7 +282,7 @@ def main():
         T_["emb.grad." + k] = v
 
     # ---- features and heads
-    qh, kh = Head(), Head()
+    qh, kh = Head(4 * H, R), Head(4 * H, R)
     for nm, hd in (("q_head", qh), ("k_head", kh)):
         for k, v in hd.named_parameters():
             T_[f"{nm}.{k}"] = v
@@ -502,7 +327,7 @@ def main():
     B = 3
     vals = torch.randn(B, R, dtype=DT, requires_grad=True)
     T_["pe.v"] = vals
-    for nm, mod in (("pe_attn", PromptAttn()), ("pe_mlp", PromptMLP())):
+    for nm, mod in (("pe_attn", PromptAttn(R, T, D, NH)), ("pe_mlp", PromptMLP(R, T, D))):
         for k, v in mod.named_parameters():
             T_[f"{nm}.{k}"] = v
         out = mod(vals)
@@ -521,10 +346,7 @@ def main():
                "Hypertension is treated with ",
                "A very long question about the patient that will be truncated by the encoder"]
     targets = ["metformin", "aspirin", " diuretics", "yes"]
-
-    def ksent(p, t):
-        return p + t if p.endswith(" ") or t.startswith(" ") else p + " " + t
-    know = [ksent(p, t) for p, t in zip(prompts, targets)]
+    know = [knowledge_sentence(p, t) for p, t in zip(prompts, targets)]
     tid, tmask = pad_batch([encode(s) for s in prompts])
     T_["tok.ids"], T_["tok.mask"] = tid.to(DT), tmask
     with torch.no_grad():

@@ -400,6 +400,13 @@ class PromptMLP(torch.nn.Module):
         return self.fc2(x).view(-1, self.T, self.D)
 
 
+def knowledge_sentence(prompt, target):
+    """Spec 4: prompt + " " + target, no space when one is already there."""
+    if prompt.endswith(" ") or target.startswith(" "):
+        return prompt + target
+    return prompt + " " + target
+
+
 def token_triple(llm, prompt, target):
     """Spec 7 token triple: target with a leading space; BOS + BPE ids of
     prompt + target, inputs ids[:-1], labels ids[1:], mask 1 on the target."""
