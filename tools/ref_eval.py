@@ -43,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, HERE)
 import ref_e2e as E  # noqa: E402  (main() guarded)
+from reflib import knowledge_sentence, read_safetensors, token_triple  # noqa: E402
 
 OUT = os.path.join(ROOT, "tests", "data", "eval")
 EDITOR = os.path.join(ROOT, "tests", "data", "e2e", "editor_attn.safetensors")
@@ -67,7 +68,7 @@ ITEMS = [
 
 
 def load_editor(enc):
-    st = E.read_safetensors(EDITOR)
+    st = read_safetensors(EDITOR)
     enc.w = {k[len("roberta."):]: v.to(DT) for k, v in st.items() if k.startswith("roberta.")}
     ed = E.Editor(enc, "attn", 64, 0, 1.0)
     with torch.no_grad():
@@ -78,17 +79,6 @@ def load_editor(enc):
         for k, p in ed.pe.named_parameters():
             p.copy_(st["prompt_encoder." + k].to(DT))
     return ed
-
-
-def triple(llm, prompt, target):
-    if not target.startswith(" "):
-        target = " " + target
-    ids = llm.ids(prompt + target)
-    npr = len(llm.ids(prompt))
-    inp, lab = ids[:-1], ids[1:]
-    mask = [1 if i >= npr - 1 else 0 for i in range(len(inp))]
-    assert sum(mask) >= 1
-    return inp, lab, mask
 
 
 def argmaxes(lg, mask, what):
@@ -119,7 +109,7 @@ class Ctx:
     def encode(self, items, one_by_one):
         """keys (n, R), prompts (n, T, D) of the items' edits."""
         prompts = [it["prompt"] for it in items]
-        sent = [E.knowledge_sentence(it["prompt"], it["target_new"]) for it in items]
+        sent = [knowledge_sentence(it["prompt"], it["target_new"]) for it in items]
         with torch.no_grad():
             if one_by_one:
                 keys = torch.cat([self.ed.rep(self.ed.q, [p]) for p in prompts], 0)
@@ -160,7 +150,7 @@ def measure(c, items, idx, keys, prompts, ypre):
                                    ("gen", it["rephrase_prompt"], it["target_new"])):
             row = c.retrieve(keys, text)
             prefix = prompts[row - 1] if row else None
-            inp, lab, mask = triple(c.llm, text, target)
+            inp, lab, mask = token_triple(c.llm, text, target)
             lg = c.logits(inp, prefix)
             c.gap_of(lg, mask)
             am = argmaxes(lg, mask, (i, name))
@@ -168,7 +158,7 @@ def measure(c, items, idx, keys, prompts, ypre):
             sc[name] = [sum(1 for a, b in zip(am, labs) if a == b), len(labs)]
             sc[name + "_row"] = row
         row = c.retrieve(keys, it["locality_prompt"])
-        inp, lab, mask = triple(c.llm, it["locality_prompt"], it["locality_ground_truth"])
+        inp, lab, mask = token_triple(c.llm, it["locality_prompt"], it["locality_ground_truth"])
         if row:
             lg = c.logits(inp, prompts[row - 1])
             am = argmaxes(lg, mask, (i, "loc"))
@@ -260,7 +250,7 @@ def main():
     # unedited argmax on the locality probes, before any edit
     ypre = []
     for i, it in enumerate(items):
-        inp, lab, mask = triple(c.llm, it["locality_prompt"], it["locality_ground_truth"])
+        inp, lab, mask = token_triple(c.llm, it["locality_prompt"], it["locality_ground_truth"])
         lg = c.logits(inp, None)
         c.gap_of(lg, mask)
         ypre.append(argmaxes(lg, mask, (i, "ypre")))

@@ -43,6 +43,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, HERE)
 import ref_e2e as E  # noqa: E402  (main() guarded)
+from reflib import (features, knowledge_sentence, read_safetensors, token_triple,  # noqa: E402
+                    write_safetensors)
 
 OUT = os.path.join(ROOT, "tests", "data", "train")
 DT = torch.float64
@@ -103,7 +105,7 @@ class Model:
     """The editor's trained tensors as float64 leaves, and its passes."""
 
     def __init__(self, enc, path, kind, D):
-        st = E.read_safetensors(path)
+        st = read_safetensors(path)
         self.t = {k: v.to(DT).clone().requires_grad_(True) for k, v in st.items()}
         self.enc, self.kind, self.D = enc, kind, D
         # the encoder reads its weights from enc.w (names without "roberta.")
@@ -119,12 +121,12 @@ class Model:
     def rep(self, name, texts):
         _, ids, mask = self.enc.batch(texts)
         hs, po = self.enc.forward_ids(ids, mask)
-        return self.head(name, E.features(hs, mask, po))
+        return self.head(name, features(hs, mask, po))
 
     def proto(self):
         ones = torch.ones(1, self.t["prototype"].shape[0], dtype=DT)
         hs, po = self.enc.layers_pool(self.t["prototype"][None], ones)
-        return self.head("k_head", E.features(hs, ones, po))[0]
+        return self.head("k_head", features(hs, ones, po))[0]
 
     def prompts(self, v):
         t, T, D = self.t, self.T, self.D
@@ -141,17 +143,6 @@ class Model:
             t[p + "mha.out_proj.weight"], t[p + "mha.out_proj.bias"], training=False,
             need_weights=False)
         return out.transpose(0, 1)
-
-
-def pt2xym(llm, prompt, target):
-    """Spec 7 token triple: target with a leading space; BOS + BPE."""
-    if not target.startswith(" "):
-        target = " " + target
-    ids = llm.ids(prompt + target)
-    n_p = len(llm.ids(prompt))
-    x, y = ids[:-1], ids[1:]
-    m = [1 if i >= n_p - 1 else 0 for i in range(len(y))]
-    return x, y, m
 
 
 def second_largest(p):
@@ -180,7 +171,7 @@ def step(case, enc, llm):
     r1 = md.rep("q_head", q1)
     r2 = md.rep("q_head", q2)
     keys = md.rep("q_head", [r["prompt"] for r in reqs])
-    vals = md.rep("k_head", [E.knowledge_sentence(r["prompt"], r["target_new"]) for r in reqs])
+    vals = md.rep("k_head", [knowledge_sentence(r["prompt"], r["target_new"]) for r in reqs])
     proto = md.proto()
     r3 = md.rep("q_head", [reqs[i]["locality_prompt"] for i in loc_idx])
 
@@ -245,10 +236,10 @@ def step(case, enc, llm):
                     cnt += 1
         return (num / cnt if cnt else num), cnt, counted
 
-    rel_tr = [pt2xym(llm, r["prompt"], r["target_new"]) for r in reqs]
+    rel_tr = [token_triple(llm, r["prompt"], r["target_new"]) for r in reqs]
     gen_idx = q2_idx
-    gen_tr = [pt2xym(llm, reqs[i]["rephrase_prompt"], reqs[i]["target_new"]) for i in gen_idx]
-    loc_tr = [pt2xym(llm, reqs[i]["locality_prompt"], reqs[i]["locality_ground_truth"]) for i in loc_idx]
+    gen_tr = [token_triple(llm, reqs[i]["rephrase_prompt"], reqs[i]["target_new"]) for i in gen_idx]
+    loc_tr = [token_triple(llm, reqs[i]["locality_prompt"], reqs[i]["locality_ground_truth"]) for i in loc_idx]
     L_rel, n_rel, c_rel = label_loss(rel_tr, range(B))
     L_gen, n_gen, c_gen = label_loss(gen_tr, gen_idx)
 
@@ -327,7 +318,7 @@ def main():
     with open(os.path.join(OUT, "requests.jsonl"), "w") as f:
         for r in REQUESTS:
             f.write(json.dumps(r) + "\n")
-    E.write_safetensors(os.path.join(OUT, "ref.safetensors"), tens)
+    write_safetensors(os.path.join(OUT, "ref.safetensors"), tens)
     with open(os.path.join(OUT, "ref.json"), "w") as f:
         json.dump(ref, f, indent=1)
     total = sum(os.path.getsize(os.path.join(OUT, x)) for x in os.listdir(OUT))
