@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reflib import (B2U, BPE, GG_ARR, GG_BOOL, GG_F32, GG_I32, GG_STR, GG_U32,  # noqa: E402
                     GGML_F16, GGML_F32, GGML_Q4_0, GGML_Q8_0, U2B, inv_freq, learn_merges,
-                    llama_logits, make_config, st_header, write_gguf)
+                    llama_logits, make_config, write_gguf, write_safetensors_raw)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "llama")
 
@@ -223,8 +223,8 @@ def q4_0(a):
 # ---------------------------------------------------------------- writers
 
 def write_safetensors(path, tensors, dtype="F32", meta=None):
-    """tensors: list of (name, np.float32 array)."""
-    header, blobs, off = {}, [], 0
+    """tensors: list of (name, np.float32 array), stored as dtype."""
+    entries = []
     for name, a in tensors:
         if dtype == "F32":
             raw = a.astype("<f4").tobytes()
@@ -232,15 +232,8 @@ def write_safetensors(path, tensors, dtype="F32", meta=None):
             raw = a.astype("<f2").tobytes()
         elif dtype == "BF16":
             raw = bf16_bits(a).astype("<u2").tobytes()
-        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    if meta:
-        header["__metadata__"] = meta
-    with open(path, "wb") as f:
-        f.write(st_header(header, separators=(",", ":")))
-        for b in blobs:
-            f.write(b)
+        entries.append((name, dtype, a.shape, raw))
+    write_safetensors_raw(path, entries, meta, separators=(",", ":"))
 
 
 def bf16_bits(a):

@@ -27,20 +27,37 @@ def st_header(header, **json_args):
     return struct.pack("<Q", len(h)) + h
 
 
-def write_safetensors(path, tensors, metadata=None):
-    """tensors: name -> torch tensor, stored as F32 in this order; compact JSON."""
-    header, blobs, off = {}, [], 0
-    for name, t in tensors.items():
-        a = t.detach().to(torch.float32).contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(a)]}
-        blobs.append(a)
-        off += len(a)
-    if metadata:
+def write_safetensors_raw(path, entries, metadata=None, data_order=None, meta_first=False,
+                          **json_args):
+    """entries: [(name, dtype, shape, raw bytes)] in header order; data_order:
+    the names in the order of their bytes (default: header order, which
+    readers must not assume); metadata (a dict of strings) goes before or
+    after the tensors in the header; json_args: how the JSON is written."""
+    by_name = {e[0]: e for e in entries}
+    offsets, blobs, at = {}, [], 0
+    for n in data_order if data_order is not None else [e[0] for e in entries]:
+        raw = by_name[n][3]
+        offsets[n] = [at, at + len(raw)]
+        blobs.append(raw)
+        at += len(raw)
+    header = {}
+    if meta_first and metadata is not None:
+        header["__metadata__"] = metadata
+    for n, dtype, shape, _ in entries:
+        header[n] = {"dtype": dtype, "shape": list(shape), "data_offsets": offsets[n]}
+    if not meta_first and metadata is not None:
         header["__metadata__"] = metadata
     with open(path, "wb") as f:
-        f.write(st_header(header, separators=(",", ":")))
+        f.write(st_header(header, **json_args))
         for b in blobs:
             f.write(b)
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """tensors: name -> torch tensor, stored as F32 in this order; compact JSON."""
+    entries = [(name, "F32", t.shape, t.detach().to(torch.float32).contiguous().numpy().tobytes())
+               for name, t in tensors.items()]
+    write_safetensors_raw(path, entries, metadata, separators=(",", ":"))
 
 
 def read_safetensors(path):
