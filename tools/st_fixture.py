@@ -17,8 +17,13 @@ Run: /usr/bin/python3 tools/st_fixture.py   (from the repository root)
 import json
 import os
 import struct
+import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reflib import (GG_ARR, GG_F32, GG_I32, GG_STR, GGML_F32, st_header, write_gguf,  # noqa: E402
+                    write_safetensors_raw)
 
 OUT = os.path.join("tests", "data", "safetensors")
 DT = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
@@ -36,24 +41,8 @@ def write_st(path, tensors, data_order, metadata=None):
     """tensors: list of (name, dtype_str, torch tensor) in HEADER order;
     data_order: names in the order their bytes are laid out (may differ
     from the header order, which readers must not assume)."""
-    by_name = {n: (d, t) for n, d, t in tensors}
-    offsets, blob, at = {}, b"", 0
-    for n in data_order:
-        b = raw_bytes(by_name[n][1])
-        offsets[n] = (at, at + len(b))
-        blob += b
-        at += len(b)
-    header = {}
-    if metadata is not None:
-        header["__metadata__"] = metadata
-    for n, d, t in tensors:
-        header[n] = {"dtype": d, "shape": list(t.shape), "data_offsets": list(offsets[n])}
-    h = json.dumps(header, ensure_ascii=False).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        f.write(blob)
+    write_safetensors_raw(path, [(n, d, t.shape, raw_bytes(t)) for n, d, t in tensors], metadata,
+                          data_order, meta_first=True, ensure_ascii=False)
 
 
 def write_ref(stem, tensors):
@@ -129,54 +118,31 @@ def skip_fixture():
         "w": {"dtype": "F32", "shape": [2], "data_offsets": [48, 56]},
         "mask": {"dtype": "BOOL", "shape": [3], "data_offsets": [56, 59]},
     }
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
     with open(os.path.join(OUT, "skip.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + pos + w + mask)
-
-
-def gguf_str(b):
-    b = b if isinstance(b, bytes) else b.encode("utf-8")
-    return struct.pack("<Q", len(b)) + b
+        f.write(st_header(header) + pos + w + mask)
 
 
 def inspect_gguf():
     """A GGUF v3 file (layout from the GGUF spec) for `medrek inspect`:
     a long string, control characters, long int and string arrays, and a
     tensor name holding an escape character."""
-    STR, ARR, I32, F32 = 8, 9, 5, 6
     kv = [
-        (b"general.architecture", struct.pack("<I", STR) + gguf_str("llama")),
-        (b"test.long", struct.pack("<I", STR) + gguf_str("a" * 500 + "END")),
-        (b"test.ctrl", struct.pack("<I", STR) + gguf_str(b"bell\x07esc\x1b[31mred\nnl")),
-        (b"test.many", struct.pack("<III", ARR, I32, 0)[:8] + struct.pack("<Q", 100)
-         + b"".join(struct.pack("<i", i) for i in range(100))),
-        (b"test.strs", struct.pack("<II", ARR, STR) + struct.pack("<Q", 20)
-         + b"".join(gguf_str("s%d" % i) for i in range(20))),
-        (b"test.f", struct.pack("<I", F32) + struct.pack("<f", 1.5)),
+        (b"general.architecture", GG_STR, "llama"),
+        (b"test.long", GG_STR, "a" * 500 + "END"),
+        (b"test.ctrl", GG_STR, b"bell\x07esc\x1b[31mred\nnl"),
+        (b"test.many", GG_ARR, (GG_I32, list(range(100)))),
+        (b"test.strs", GG_ARR, (GG_STR, ["s%d" % i for i in range(20)])),
+        (b"test.f", GG_F32, 1.5),
     ]
-    w = torch.arange(6, dtype=torch.float32)
-    tensors = [(b"w", (3, 2), w), (b"e\x1bvil", (4,), torch.ones(4))]  # dims innermost first
-    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv))
-    for k, v in kv:
-        out += gguf_str(k) + v
-    off = 0
-    for name, dims, t in tensors:
-        out += gguf_str(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
-        out += struct.pack("<IQ", 0, off)  # type 0 = F32
-        off += (t.numel() * 4 + 31) // 32 * 32
-    out += b"\0" * ((32 - len(out) % 32) % 32)
-    for _, _, t in tensors:
-        b = t.numpy().astype("<f4").tobytes()
-        out += b + b"\0" * ((32 - len(b) % 32) % 32)
-    with open(os.path.join(OUT, "inspect.gguf"), "wb") as f:
-        f.write(out)
+    tensors = [(b"w", (2, 3), torch.arange(6, dtype=torch.float32)), (b"e\x1bvil", (4,), torch.ones(4))]
+    write_gguf(os.path.join(OUT, "inspect.gguf"), kv,
+               [(n, shape, GGML_F32, t.numpy().astype("<f4").tobytes()) for n, shape, t in tensors],
+               pad_last=True)
 
 
 def verify(path):
     """Parse a safetensors file by hand (e.g. one medrek wrote) and print
     each tensor through torch: an independent check of the writer."""
-    import sys
     raw = open(path, "rb").read()
     (n,) = struct.unpack("<Q", raw[:8])
     text = raw[8:8 + n].decode("utf-8")
@@ -209,7 +175,6 @@ def verify(path):
 
 
 if __name__ == "__main__":
-    import sys
     if len(sys.argv) == 3 and sys.argv[1] == "--verify":
         verify(sys.argv[2])
         sys.exit(0)
