@@ -14,80 +14,26 @@ Outputs (tests/data/gguf/):
                           18 B Q4_0, 32 f32 Q4_0 dequant)
 """
 import os
-import struct
+import sys
 
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reflib import (GG_ARR as ARR, GG_BOOL as BOOL, GG_F32 as F32, GG_F64 as F64,  # noqa: E402
+                    GG_I8 as I8, GG_I16 as I16, GG_I32 as I32, GG_I64 as I64, GG_STR as STR,
+                    GG_U8 as U8, GG_U16 as U16, GG_U32 as U32, GG_U64 as U64,
+                    GGML_BF16 as G_BF16, GGML_F16 as G_F16, GGML_F32 as G_F32,
+                    GGML_Q4_0 as G_Q4_0, GGML_Q8_0 as G_Q8_0, f16_bits, q4_0_block, q8_0_block,
+                    write_gguf as write_gguf_raw)
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "gguf")
 
-# GGUF value types
-U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
-FMT = {U8: "<B", I8: "<b", U16: "<H", I16: "<h", U32: "<I", I32: "<i", F32: "<f",
-       BOOL: "<B", U64: "<Q", I64: "<q", F64: "<d"}
-# ggml tensor types
-G_F32, G_F16, G_Q4_0, G_Q8_0, G_BF16 = 0, 1, 2, 8, 30
-
-
-def gstr(s):
-    b = s.encode("utf-8") if isinstance(s, str) else s
-    return struct.pack("<Q", len(b)) + b
-
-
-def gval(t, v):
-    if t == STR:
-        return gstr(v)
-    if t == ARR:
-        et, items = v
-        out = struct.pack("<IQ", et, len(items))
-        for it in items:
-            out += gval(et, it)
-        return out
-    return struct.pack(FMT[t], v)
-
-
 # ---- element types ----
-
-def f16_bits(x):
-    return np.asarray(x, dtype=np.float32).astype(np.float16).view(np.uint16)
-
 
 def bf16_bits(x):
     t = torch.from_numpy(np.asarray(x, dtype=np.float32).copy()).to(torch.bfloat16)
     return t.view(torch.int16).numpy().view(np.uint16)
-
-
-def round_away(v):
-    """C roundf on float32 values: half away from zero (done in float64, exact)."""
-    a = np.abs(v.astype(np.float64))
-    return (np.sign(v) * np.floor(a + 0.5)).astype(np.float32)
-
-
-def q8_0_block(x):
-    x = np.asarray(x, dtype=np.float32)
-    amax = np.float32(np.max(np.abs(x)))
-    d = np.float32(amax / np.float32(127))
-    inv = np.float32(1) / d if d != 0 else np.float32(0)
-    q = round_away(x * inv).astype(np.int8)
-    dh = f16_bits(d)
-    raw = struct.pack("<H", int(dh)) + q.tobytes()
-    deq = np.float32(np.array(dh, dtype=np.uint16).view(np.float16)) * q.astype(np.float32)
-    return raw, deq.astype(np.float32)
-
-
-def q4_0_block(x):
-    x = np.asarray(x, dtype=np.float32)
-    i = int(np.argmax(np.abs(x)))  # first index of the largest magnitude
-    mx = x[i]
-    d = np.float32(mx / np.float32(-8))
-    inv = np.float32(1) / d if d != 0 else np.float32(0)
-    v = (x * inv) + np.float32(8.5)  # float32 product, then float32 add
-    q = np.minimum(15, np.trunc(v).astype(np.int32))
-    dh = f16_bits(d)
-    qs = bytes(int(q[j]) | (int(q[j + 16]) << 4) for j in range(16))
-    raw = struct.pack("<H", int(dh)) + qs
-    deq = np.float32(np.array(dh, dtype=np.uint16).view(np.float16)) * (q - 8).astype(np.float32)
-    return raw, deq.astype(np.float32)
 
 
 def tensor_bytes(gtype, x):
@@ -110,29 +56,11 @@ def fixture_values(n, k):
 
 
 def write_gguf(path, version, kvs, tensors, align=32, data_order=None):
-    """kvs: [(key, type, value)]; tensors: [(name, gtype, row-major shape)]."""
-    out = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kvs))
-    for key, t, v in kvs:
-        out += gstr(key) + struct.pack("<I", t) + gval(t, v)
-    blobs = []
-    for k, (name, gt, shape) in enumerate(tensors):
-        n = int(np.prod(shape))
-        blobs.append(tensor_bytes(gt, fixture_values(n, k)))
-    order = data_order if data_order is not None else list(range(len(tensors)))
-    offsets, data, off = {}, b"", 0
-    for k in order:
-        offsets[k] = off
-        pad = (-len(blobs[k])) % align
-        data += blobs[k] + b"\0" * pad
-        off += len(blobs[k]) + pad
-    for k, (name, gt, shape) in enumerate(tensors):
-        ne = list(reversed(shape))  # GGUF: innermost first
-        out += gstr(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne)
-        out += struct.pack("<IQ", gt, offsets[k])
-    out += b"\0" * ((-len(out)) % align)
-    out += data
-    with open(path, "wb") as f:
-        f.write(out)
+    """kvs: [(key, type, value)]; tensors: [(name, gtype, row-major shape)],
+    tensor k holding fixture_values(n, k); every blob padded to align."""
+    raws = [(name, shape, gt, tensor_bytes(gt, fixture_values(int(np.prod(shape)), k)))
+            for k, (name, gt, shape) in enumerate(tensors)]
+    write_gguf_raw(path, kvs, raws, version, align, data_order, pad_last=True)
 
 
 def gguf_files():

@@ -134,6 +134,45 @@ def write_gguf(path, kvs, tensors, version=3, align=32, data_order=None, pad_las
     with open(path, "wb") as f:
         f.write(out + data)
 
+# ---------------------------------------------------------------- GGML element types (one block = 32 values)
+
+
+def f16_bits(x):
+    return np.asarray(x, dtype=np.float32).astype(np.float16).view(np.uint16)
+
+
+def round_away(v):
+    """C roundf on float32 values: half away from zero (done in float64, exact)."""
+    a = np.abs(v.astype(np.float64))
+    return (np.sign(v) * np.floor(a + 0.5)).astype(np.float32)
+
+
+def q8_0_block(x):
+    x = np.asarray(x, dtype=np.float32)
+    amax = np.float32(np.max(np.abs(x)))
+    d = np.float32(amax / np.float32(127))
+    inv = np.float32(1) / d if d != 0 else np.float32(0)
+    q = round_away(x * inv).astype(np.int8)
+    dh = f16_bits(d)
+    raw = struct.pack("<H", int(dh)) + q.tobytes()
+    deq = np.float32(np.array(dh, dtype=np.uint16).view(np.float16)) * q.astype(np.float32)
+    return raw, deq.astype(np.float32)
+
+
+def q4_0_block(x):
+    x = np.asarray(x, dtype=np.float32)
+    i = int(np.argmax(np.abs(x)))  # first index of the largest magnitude
+    mx = x[i]
+    d = np.float32(mx / np.float32(-8))
+    inv = np.float32(1) / d if d != 0 else np.float32(0)
+    v = (x * inv) + np.float32(8.5)  # float32 product, then float32 add
+    q = np.minimum(15, np.trunc(v).astype(np.int32))
+    dh = f16_bits(d)
+    qs = bytes(int(q[j]) | (int(q[j + 16]) << 4) for j in range(16))
+    raw = struct.pack("<H", int(dh)) + qs
+    deq = np.float32(np.array(dh, dtype=np.uint16).view(np.float16)) * (q - 8).astype(np.float32)
+    return raw, deq.astype(np.float32)
+
 # ---------------------------------------------------------------- byte-level BPE
 
 
