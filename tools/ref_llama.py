@@ -32,7 +32,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reflib import (B2U, BPE, GG_ARR, GG_BOOL, GG_F32, GG_I32, GG_STR, GG_U32,  # noqa: E402
                     GGML_F16, GGML_F32, GGML_Q4_0, GGML_Q8_0, U2B, inv_freq, learn_merges,
-                    llama_logits, make_config, write_gguf, write_safetensors_raw)
+                    llama_logits, make_config, q4_0_block, q8_0_block, write_gguf,
+                    write_safetensors_raw)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "llama")
 
@@ -192,32 +193,11 @@ def f16_round(a):
     return a.astype(np.float16).astype(np.float32)
 
 
-def q8_0(a):
-    """a (n,) f32, n % 32 == 0 -> (bytes, dequantised f32)."""
-    x = a.reshape(-1, 32).astype(np.float32)
-    amax = np.abs(x).max(axis=1)
-    d = amax / 127.0
-    idv = np.where(d != 0, 1.0 / np.where(d != 0, d, 1), 0.0).astype(np.float32)
-    v = x * idv[:, None]
-    q = (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int8)  # roundf
-    d16 = d.astype(np.float16)
-    raw = b"".join(d16[i].tobytes() + q[i].tobytes() for i in range(x.shape[0]))
-    deq = (d16.astype(np.float32)[:, None] * q.astype(np.float32)).reshape(-1)
-    return raw, deq
-
-
-def q4_0(a):
-    x = a.reshape(-1, 32).astype(np.float32)
-    idx = np.abs(x).argmax(axis=1)
-    mx = x[np.arange(x.shape[0]), idx]
-    d = mx / -8.0
-    idv = np.where(d != 0, 1.0 / np.where(d != 0, d, 1), 0.0).astype(np.float32)
-    q = np.minimum(15, np.trunc(x * idv[:, None] + 8.5)).astype(np.uint8)
-    d16 = d.astype(np.float16)
-    packed = (q[:, :16] | (q[:, 16:] << 4)).astype(np.uint8)
-    raw = b"".join(d16[i].tobytes() + packed[i].tobytes() for i in range(x.shape[0]))
-    deq = (d16.astype(np.float32)[:, None] * (q.astype(np.float32) - 8.0)).reshape(-1)
-    return raw, deq
+def quantise(a, block):
+    """a (n,) f32, n % 32 == 0 -> (bytes, dequantised f32), block by block
+    (reflib.q8_0_block or q4_0_block: GGML's rules)."""
+    parts = [block(b) for b in a.reshape(-1, 32)]
+    return b"".join(r for r, _ in parts), np.concatenate([d for _, d in parts])
 
 
 # ---------------------------------------------------------------- writers
@@ -339,10 +319,10 @@ def write_gguf_model(path, cfg, w, tok, qtype):
         elif qtype == "F16":
             raw, typ, d = a.astype("<f2").tobytes(), GGML_F16, f16_round(a)
         elif qtype == "Q8_0":
-            raw, d = q8_0(a.reshape(-1))
+            raw, d = quantise(a, q8_0_block)
             typ = GGML_Q8_0
         else:
-            raw, d = q4_0(a.reshape(-1))
+            raw, d = quantise(a, q4_0_block)
             typ = GGML_Q4_0
         tensors.append((name, list(a.shape), typ, raw))
         d = d.reshape(a.shape)
