@@ -54,9 +54,9 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, HERE)
-from reflib import (BPE, Head, PromptAttn, PromptMLP, features, knowledge_sentence,  # noqa: E402
-                    llama_logits, make_config, read_safetensors, roberta_embed, roberta_layers_pool,
-                    roberta_positions, write_safetensors)
+from reflib import (BPE, Head, PromptAttn, PromptMLP, features,  # noqa: E402
+                    knowledge_sentence, llama_logits, make_config, pad_batch, read_safetensors,
+                    roberta_embed, roberta_layers_pool, roberta_positions, write_safetensors)
 
 OUT = os.path.join(ROOT, "tests", "data", "e2e")
 ENC_DIR = os.path.join(ROOT, "tests", "data", "editor", "encoder")
@@ -118,12 +118,7 @@ class Encoder:
 
     def batch(self, texts):
         seqs = [self.ids(t) for t in texts]
-        L = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), L), self.pad, dtype=torch.long)
-        mask = torch.zeros(len(seqs), L, dtype=DT)
-        for i, s in enumerate(seqs):
-            ids[i, :len(s)] = torch.tensor(s)
-            mask[i, :len(s)] = 1
+        ids, mask = pad_batch(seqs, self.pad, DT)
         return seqs, ids, mask
 
     def layers_pool(self, x, mask):

@@ -45,9 +45,9 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reflib import (B2U, BPE, Head, PromptAttn, PromptMLP, byte_pieces, features,  # noqa: E402
-                    knowledge_sentence, learn_merges, roberta_embed, roberta_layer,
-                    roberta_layers_pool, roberta_positions, write_safetensors)
+from reflib import (B2U, BPE, Head, PromptAttn, PromptMLP, byte_pieces,  # noqa: E402
+                    features, knowledge_sentence, learn_merges, pad_batch, roberta_embed,
+                    roberta_layer, roberta_layers_pool, roberta_positions, write_safetensors)
 
 torch.manual_seed(1234)
 DT = torch.float64
@@ -94,16 +94,6 @@ def encode(text, max_len=MAXPOS - PAD - 1):
     ids = TOK.encode(text)
     ids = ids[: max_len - 2]  # HF truncation: the content, then <s> ... </s>
     return [0] + ids + [2]
-
-
-def pad_batch(seqs):
-    L = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), L), PAD, dtype=torch.long)
-    mask = torch.zeros(len(seqs), L, dtype=DT)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-    return ids, mask
 
 
 # ---------------------------------------------------------------- encoder
@@ -257,7 +247,7 @@ def main():
     # ---- encoder on explicit ids
     sentences = ["The patient was given aspirin.", "Metformin treats diabetes",
                  "What is the first-line therapy?", "Hi", "Insulin lowers blood glucose."]
-    ids, mask = pad_batch([encode(s) for s in sentences])
+    ids, mask = pad_batch([encode(s) for s in sentences], PAD)
     n, L = ids.shape
     assert L <= MAXPOS - PAD - 1
     hs, po = encode_ids(w, ids, mask)
@@ -347,12 +337,12 @@ def main():
                "A very long question about the patient that will be truncated by the encoder"]
     targets = ["metformin", "aspirin", " diuretics", "yes"]
     know = [knowledge_sentence(p, t) for p, t in zip(prompts, targets)]
-    tid, tmask = pad_batch([encode(s) for s in prompts])
+    tid, tmask = pad_batch([encode(s) for s in prompts], PAD)
     T_["tok.ids"], T_["tok.mask"] = tid.to(DT), tmask
     with torch.no_grad():
         h1, p1 = encode_ids(w, tid, tmask)
         T_["keys"] = qh(features(h1, tmask, p1))
-        kid, kmask = pad_batch([encode(s) for s in know])
+        kid, kmask = pad_batch([encode(s) for s in know], PAD)
         h2, p2 = encode_ids(w, kid, kmask)
         T_["values"] = kh(features(h2, kmask, p2))
         T_["know.ids"], T_["know.mask"] = kid.to(DT), kmask

@@ -346,7 +346,18 @@ def llama_logits(cfg, w, tokens, prefix, dt=None):
     h = llama_hidden(cfg, w, x, torch.float32 if dt is None else dt)
     return h[n:] @ out_weight(cfg, w).T
 
-# ---------------------------------------------------------------- RoBERTa encoder (HF names without "roberta.")
+# ---------------------------------------------------------------- RoBERTa encoder (HF names, no "roberta.")
+
+
+def pad_batch(seqs, pad, dt=torch.float64):
+    """Token id lists -> ids (n, L) padded with pad, mask (n, L) in dt (1 on real tokens)."""
+    L = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), L), pad, dtype=torch.long)
+    mask = torch.zeros(len(seqs), L, dtype=dt)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+        mask[i, :len(s)] = 1
+    return ids, mask
 
 
 def roberta_layer(w, l, x, mask, H, nh, eps):
