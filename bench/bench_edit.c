@@ -22,7 +22,7 @@
  *    in the temp dir (timed apart). Medians over repeats (fewer for large
  *    batches); every repeat takes other requests.
  * 4. FLOPs of the encode, counted analytically from the real token counts
- *    (see flops_* below), as achieved GFLOP/s, next to the GEMM rate
+ *    (account_texts, penc_flops), as achieved GFLOP/s, next to the GEMM rate
  *    measured IN THE SAME RUN with mk_matmul_forward (the kernel every
  *    layer uses) on exactly the matmul shapes the encode runs for that batch
  *    (M from the actual chunking and padding, flop-weighted; weights cycled
