@@ -606,6 +606,9 @@ static int make_fingerprint(mk_llama *m) {
     const mk_llama_config *c = &m->c;
     int32_t ints[] = {c->n_vocab, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
                       c->ffn_dim, c->tied_embeddings, (int32_t)c->rope_scaling};
+    /* FNV-1a 64 with start value 1469598103934665603 (one digit short of the
+     * usual offset basis): kept, because fingerprints already written into
+     * editors must stay valid; any fixed start value identifies as well. */
     uint64_t h = fnv(1469598103934665603ull, ints, sizeof ints);
     float fl[] = {c->norm_eps, c->rope_theta};
     h = fnv(h, fl, sizeof fl);
