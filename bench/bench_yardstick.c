@@ -11,7 +11,8 @@
  *       into an empty cache (after one untimed warm-up prefill); decode:
  *       NPROMPT-1 prompt ids untimed, then NGEN one-token steps fed with
  *       the last prompt id and then each greedy id (what llama.cpp's
- *       generation does). Prints the greedy ids and the top-5
+ *       generation does). Prints the greedy ids, the margin (top-1 minus
+ *       top-2 logit) at each step, and the top-5
  *       probabilities of the first generated position.
  *   bench_yardstick prefix MODEL.gguf B L P
  *       mk_llama_forward of B sequences of P prefix vectors + L tokens
@@ -221,6 +222,7 @@ static void mode_gen(const char *path, int NP, int NG) {
     int V = c->n_vocab;
     int32_t *ids = malloc((size_t)NP * sizeof *ids);  /* (NP) prompt */
     int32_t *gen = malloc((size_t)NG * sizeof *gen);  /* (NG) greedy ids */
+    float *margin = malloc((size_t)NG * sizeof *margin); /* (NG) top-1 minus top-2 logit */
     float *logits = malloc((size_t)V * sizeof(float)); /* (V) */
     for (int i = 0; i < NP; i++) ids[i] = (int32_t)((i * 7919 + 13) % V);
     double t_pre = 0;
@@ -243,6 +245,10 @@ static void mode_gen(const char *path, int NP, int NG) {
         if (mk_llama_decode(m, kv, NULL, 0, &tok, 1, logits)) die("decode");
         tok = argmax(logits, V);
         gen[g] = tok;
+        float second = -INFINITY;
+        for (int i = 0; i < V; i++)
+            if (i != tok && logits[i] > second) second = logits[i];
+        margin[g] = logits[tok] - second;
         if (g == 0) { /* softmax top-5 of the first generated position (not timed) */
             double ts = now(), mx = logits[tok], s = 0;
             for (int i = 0; i < V; i++) s += exp(logits[i] - mx);
@@ -264,12 +270,15 @@ static void mode_gen(const char *path, int NP, int NG) {
            "\"prefill_s\":%.6f,\"prefill_tps\":%.3f,\"decode_s\":%.6f,\"decode_tps\":%.3f,\"ids\":[",
            path, NP, NG, t_pre, NP / t_pre, t_dec, NG / t_dec);
     for (int g = 0; g < NG; g++) printf("%s%d", g ? "," : "", gen[g]);
+    printf("],\"margins\":[");
+    for (int g = 0; g < NG; g++) printf("%s%.4g", g ? "," : "", margin[g]);
     printf("],\"top5\":[");
     for (int k = 0; k < 5; k++) printf("%s[%d,%.6g]", k ? "," : "", top_i[k], top_p[k]);
     printf("]}\n");
     mk_llama_kv_free(kv);
     free(ids);
     free(gen);
+    free(margin);
     free(logits);
     mk_llama_close(m);
 }
@@ -475,6 +484,10 @@ static void mode_edit(const char *dir, int n, const char *ids_out, const char *g
 
 int main(int argc, char **argv) {
     const char *gpt2_default = "tests/data/tok/gpt2";
+    if (argc == 5 && !strcmp(argv[1], "gen") && atoi(argv[3]) < 2) {
+        fprintf(stderr, "bench_yardstick: gen needs NPROMPT >= 2\n");
+        return 2;
+    }
     if (argc >= 5 && !strcmp(argv[1], "gguf"))
         mode_gguf(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : gpt2_default);
     else if (argc == 5 && !strcmp(argv[1], "gen"))

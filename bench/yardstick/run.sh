@@ -11,7 +11,8 @@
 #
 #   bash bench/yardstick/run.sh [BENCH_BINARY]   (from the repository root)
 # env: YARD (default /tmp/yard: models, encoder, node_modules), ROUNDS (3),
-#      PARTS ("gen prefix edit"), NGEN (64), NPROMPT (256)
+#      PARTS ("gen prefix edit"), NGEN (64), NPROMPT (256), SIZE (125m|1b),
+#      DTYPES ("f32 q8_0"), THREADS ("2 1")
 # Setup once (outside the repository):
 #   NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --prefix /tmp/yard --ignore-scripts node-llama-cpp
 set -euo pipefail
@@ -21,6 +22,9 @@ ROUNDS=${ROUNDS:-3}
 PARTS=${PARTS:-gen prefix edit}
 NGEN=${NGEN:-64}
 NPROMPT=${NPROMPT:-256}
+SIZE=${SIZE:-125m}            # model of gen (prefix always uses 125m F32)
+DTYPES=${DTYPES:-f32 q8_0}
+THREADS=${THREADS:-2 1}       # thread counts of gen
 HERE=$(cd "$(dirname "$0")" && pwd)
 TORCH_PY=/usr/bin/python3
 export OMP_WAIT_POLICY=PASSIVE
@@ -46,18 +50,21 @@ run() {
 
 echo "# $(date -u) $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)" | tee -a "$RES"
 echo "# uptime at start: $(uptime)" | tee -a "$RES"
-for dt in f32 q8_0; do
-    f=$YARD/m/y125m_$dt.gguf
-    [ -f "$f" ] || nice "$BIN" gguf "$f" 125m $dt > /dev/null
+need=""
+case " $PARTS " in *" prefix "*) need="125m:f32" ;; esac
+case " $PARTS " in *" gen "*) for dt in $DTYPES; do need="$need $SIZE:$dt"; done ;; esac
+for m in $need; do
+    f=$YARD/m/y${m%%:*}_${m##*:}.gguf
+    [ -f "$f" ] || nice "$BIN" gguf "$f" "${m%%:*}" "${m##*:}" > /dev/null
 done
 
 for part in $PARTS; do
     for r in $(seq "$ROUNDS"); do
         case $part in
         gen)
-            for dt in f32 q8_0; do
-                f=$YARD/m/y125m_$dt.gguf
-                for th in 2 1; do
+            for dt in $DTYPES; do
+                f=$YARD/m/y${SIZE}_$dt.gguf
+                for th in $THREADS; do
                     run "gen-$dt" $th "$BIN" gen "$f" "$NPROMPT" "$NGEN"
                     run "gen-$dt" $th node "$HERE/llamacpp_bench.mjs" "$f" "$NPROMPT" "$NGEN" $th
                 done

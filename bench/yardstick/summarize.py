@@ -29,7 +29,7 @@ def loads(ds):
     return f"{min(v):.1f}-{max(v):.1f}"
 
 
-print("\n### Inference: llama.cpp vs medrek on the same GGUF (125M)\n")
+print("\n### Inference: llama.cpp vs medrek on the same GGUF file\n")
 print("| model | threads | metric | medrek | llama.cpp | medrek / llama.cpp | runs | load |")
 print("|---|---|---|---|---|---|---|---|")
 for label in ("gen-f32", "gen-q8_0"):
@@ -40,12 +40,13 @@ for label in ("gen-f32", "gen-q8_0"):
         for k, name in (("prefill_tps", f"prefill {a[0]['n_prompt']} tok, tok/s"),
                         ("decode_tps", f"decode {a[0]['n_gen']} tok, tok/s")):
             ma, mb = med(a, k), med(b, k)
-            print(f"| {label[4:].upper()} | {th} | {name} | {ma:.1f} | {mb:.1f} | {ma / mb:.2f} | "
+            mname = a[0]["model"].rsplit("/", 1)[-1].split("_")[0][1:].upper()
+            print(f"| {mname} {label[4:].upper()} | {th} | {name} | {ma:.1f} | {mb:.1f} | {ma / mb:.2f} | "
                   f"{len(a)}+{len(b)} | {loads(a + b)} |")
 
 print("\n### Agreement of greedy continuations (same prompt ids)\n")
-print("| model | threads | medrek vs llama.cpp: equal leading ids (of n_gen) | top-5 at the first position (id: medrek p / llama.cpp p) |")
-print("|---|---|---|---|")
+print("| model | threads | medrek vs llama.cpp: equal leading ids (of n_gen) | medrek's top-1 minus top-2 logit at the first difference (median over steps) | top-5 at the first position (id: medrek p / llama.cpp p) |")
+print("|---|---|---|---|---|")
 for label in ("gen-f32", "gen-q8_0"):
     for th in (2, 1):
         a, b = groups.get((label, th, "medrek")), groups.get((label, th, "llama.cpp"))
@@ -58,8 +59,11 @@ for label in ("gen-f32", "gen-q8_0"):
         tops = ", ".join(f"{t}: {p:.4g} / {pb.get(t, float('nan')):.4g}" for t, p in a[0]["top5"])
         stable_a = all(d["ids"] == ia for d in a)
         stable_b = all(d["ids"] == ib for d in b)
+        mg = a[0].get("margins")
+        gap = "-" if not mg else (f"{mg[lead]:.3g}" if lead < len(mg) else "none") + \
+            f" ({statistics.median(mg):.3g})"
         print(f"| {label[4:].upper()} | {th} | {lead} (same at {same} positions; repeatable: medrek "
-              f"{stable_a}, llama.cpp {stable_b}) | {tops} |")
+              f"{stable_a}, llama.cpp {stable_b}) | {gap} | {tops} |")
 
 for part, title, keys in (
         ("prefix", "Forward + backward to the prefix: PyTorch vs medrek (125M F32, 4 x (3 + 128))",
@@ -81,4 +85,4 @@ for part, title, keys in (
     if part == "edit":
         print(f"\n(padded lengths: keys {a[0]['L_keys']}, values {a[0]['L_values']}; real tokens "
               f"{a[0]['real_tokens']:.0f}; medrek tokenisation {1e3 * med(a, 'tokenize_s'):.2f} ms, "
-              "included in neither side's times)")
+              "inside medrek's keys time; PyTorch gets the ids)")
