@@ -67,35 +67,75 @@ void mk_session_close(mk_session *s) {
     free(s);
 }
 
+/* Order of n requests by a length, shortest first: the encoder pads each
+ * chunk to its longest sentence, and sorted chunks waste far less (1.3 to
+ * 1.5x faster batches measured with bench_edit --sort). */
+typedef struct {
+    size_t len;
+    int64_t i;
+} len_idx;
+
+static int cmp_len(const void *a, const void *b) {
+    const len_idx *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+static len_idx *sorted_order(const mk_edit_request *reqs, int64_t n, int with_target) {
+    len_idx *o = malloc((size_t)n * sizeof *o);
+    if (!o) return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        o[i].len = strlen(reqs[i].prompt) + (with_target ? strlen(reqs[i].target_new) : 0);
+        o[i].i = i;
+    }
+    qsort(o, (size_t)n, sizeof *o, cmp_len);
+    return o;
+}
+
 int mk_session_encode(mk_session *s, const mk_edit_request *reqs, int64_t n, float **keys,
                       float **prompts, mk_progress_fn progress, void *ud) {
     *keys = NULL;
     *prompts = NULL;
     const mk_editor_config *c = &s->ed->cfg;
     size_t R = (size_t)c->R, TD = (size_t)c->T * (size_t)c->D;
-    float *k = NULL, *p = NULL, *v = NULL;
+    float *k = NULL, *p = NULL, *v = NULL, *kc = NULL, *pc = NULL;
     const char **pr = NULL, **tg = NULL;
+    len_idx *ok = NULL, *ov = NULL;
     int rc = MK_OK;
     if (n <= 0) return mk_fail(MK_ERR_ARG, "no edits to encode");
     k = malloc((size_t)n * R * sizeof *k);
     p = malloc((size_t)n * TD * sizeof *p);
     v = malloc((size_t)ENCODE_CHUNK * R * sizeof *v);
+    kc = malloc((size_t)ENCODE_CHUNK * R * sizeof *kc);
+    pc = malloc((size_t)ENCODE_CHUNK * TD * sizeof *pc);
     pr = malloc(ENCODE_CHUNK * sizeof *pr);
     tg = malloc(ENCODE_CHUNK * sizeof *tg);
-    if (!k || !p || !v || !pr || !tg) {
+    ok = sorted_order(reqs, n, 0);
+    ov = sorted_order(reqs, n, 1);
+    if (!k || !p || !v || !kc || !pc || !pr || !tg || !ok || !ov) {
         rc = mk_fail(MK_ERR_NOMEM, "out of memory encoding %lld edits", (long long)n);
         goto fail;
     }
+    /* keys: q head on the prompts, chunks in prompt-length order */
+    for (int64_t i0 = 0; i0 < n; i0 += ENCODE_CHUNK) {
+        int m = (int)(n - i0 < ENCODE_CHUNK ? n - i0 : ENCODE_CHUNK);
+        for (int i = 0; i < m; i++) pr[i] = reqs[ok[i0 + i].i].prompt;
+        if ((rc = mk_editor_keys(s->ed, pr, m, kc))) goto fail;
+        for (int i = 0; i < m; i++) memcpy(k + (size_t)ok[i0 + i].i * R, kc + (size_t)i * R, R * sizeof *k);
+        if (progress) progress(ud, (i0 + m) / 2, n);
+    }
+    /* values (k head on the knowledge sentences) and their prompts */
     for (int64_t i0 = 0; i0 < n; i0 += ENCODE_CHUNK) {
         int m = (int)(n - i0 < ENCODE_CHUNK ? n - i0 : ENCODE_CHUNK);
         for (int i = 0; i < m; i++) {
-            pr[i] = reqs[i0 + i].prompt;
-            tg[i] = reqs[i0 + i].target_new;
+            pr[i] = reqs[ov[i0 + i].i].prompt;
+            tg[i] = reqs[ov[i0 + i].i].target_new;
         }
-        if ((rc = mk_editor_keys(s->ed, pr, m, k + (size_t)i0 * R))) goto fail;
         if ((rc = mk_editor_values(s->ed, pr, tg, m, v))) goto fail;
-        if ((rc = mk_editor_prompts(s->ed, v, m, p + (size_t)i0 * TD))) goto fail;
-        if (progress) progress(ud, i0 + m, n);
+        if ((rc = mk_editor_prompts(s->ed, v, m, pc))) goto fail;
+        for (int i = 0; i < m; i++)
+            memcpy(p + (size_t)ov[i0 + i].i * TD, pc + (size_t)i * TD, TD * sizeof *p);
+        if (progress) progress(ud, (n + i0 + m) / 2, n);
     }
     *keys = k;
     *prompts = p;
@@ -104,8 +144,12 @@ fail:
     free(k);
     free(p);
     free(v);
+    free(kc);
+    free(pc);
     free(pr);
     free(tg);
+    free(ok);
+    free(ov);
     return rc;
 }
 
