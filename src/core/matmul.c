@@ -45,20 +45,26 @@ void mk_matmul_forward(float *out, const float *inp, const float *w, const float
             if (K <= 0) {
                 for (int m = 0; m < M; m++)
                     memset(out + (size_t)m * N + n0, 0, (size_t)nn * sizeof(float));
-            } else if (M == 1) {
-                /* out[n0:n1] = w[n0:n1, :] @ inp */
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, nn, K, 1.0f, w + (size_t)n0 * K, K,
-                            inp, 1, 0.0f, out + n0, 1);
             } else {
-                /* out[:, n0:n1] (M, nn; ld N) = inp (M,K) @ w[n0:n1]^T */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nn, K, 1.0f, inp, K,
-                            w + (size_t)n0 * K, K, 0.0f, out + n0, N);
-            }
-            if (bias)
-                for (int m = 0; m < M; m++) {
-                    float *o = out + (size_t)m * N;
-                    for (int n = n0; n < n1; n++) o[n] += bias[n];
+                /* With a bias, the output starts as the bias and BLAS adds
+                 * the product (beta = 1): one pass over out instead of a
+                 * zeroing pass plus an add pass. */
+                float beta = 0.0f;
+                if (bias) {
+                    for (int m = 0; m < M; m++)
+                        memcpy(out + (size_t)m * N + n0, bias + n0, (size_t)nn * sizeof(float));
+                    beta = 1.0f;
                 }
+                if (M == 1) /* out[n0:n1] (+)= w[n0:n1, :] @ inp */
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, nn, K, 1.0f, w + (size_t)n0 * K, K,
+                                inp, 1, beta, out + n0, 1);
+                else /* out[:, n0:n1] (M, nn; ld N) (+)= inp (M,K) @ w[n0:n1]^T */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nn, K, 1.0f, inp, K,
+                                w + (size_t)n0 * K, K, beta, out + n0, N);
+            }
+            if (bias && K <= 0)
+                for (int m = 0; m < M; m++)
+                    memcpy(out + (size_t)m * N + n0, bias + n0, (size_t)nn * sizeof(float));
         }
     }
 }
