@@ -1,7 +1,7 @@
 /* bench_edit.c - batch-edit throughput: what `medrek edit` costs per batch.
  *
  *   bench_edit [--quick] [--data FILE] [--gpt2 DIR] [--batches 1,10,100,1000]
- *              [--reps N] [--keep] [--no-gemm] [--sort]
+ *              [--reps N] [--keep] [--no-gemm] [--no-sort]
  *
  * 1. Writes (into a fresh /tmp/bench_edit.XXXXXX, removed at the end unless
  *    --keep) a RoBERTa-base-sized encoder with random weights as a Hugging
@@ -436,7 +436,7 @@ static void gemm_trial(shape *sh, const float *wpool, size_t wn, const float *in
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: bench_edit [--quick] [--data FILE] [--gpt2 DIR] [--batches LIST] [--reps N] [--keep] [--no-gemm] [--sort]\n"
+            "usage: bench_edit [--quick] [--data FILE] [--gpt2 DIR] [--batches LIST] [--reps N] [--keep] [--no-gemm] [--no-sort]\n"
             "  --quick          tiny encoder/editor, batches 1,10 (smoke test)\n"
             "  --data FILE      edit requests (default ../shared/datasets/medversa/test.json;\n"
             "                   generated sentences when absent)\n"
@@ -445,20 +445,20 @@ static void usage(void) {
             "  --reps N         repeats per batch, 1..5 (default 5 up to 10, 3 up to 100, else 1)\n"
             "  --keep           keep the temp directory\n"
             "  --no-gemm        skip the GEMM-rate measurement (for profiling the encode)\n"
-            "  --sort           sort each batch by prompt length before encoding (shows what\n"
-            "                   length-sorted chunks would save; medrek does not sort)\n");
+            "  --no-sort        encode each batch in request order (default: sorted by prompt\n"
+            "                   length, as medrek edit does since mk_session_encode sorts)\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
-    int quick = 0, keep = 0, reps_opt = 0, no_gemm = 0, sort = 0;
+    int quick = 0, keep = 0, reps_opt = 0, no_gemm = 0, sort = 1;
     const char *data = "../shared/datasets/medversa/test.json", *gpt2 = "tests/data/tok/gpt2";
     int batches[MAX_BATCHES] = {1, 10, 100, 1000}, nb = 4;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             quick = 1;
-        } else if (!strcmp(argv[i], "--sort")) {
-            sort = 1;
+        } else if (!strcmp(argv[i], "--no-sort")) {
+            sort = 0;
         } else if (!strcmp(argv[i], "--no-gemm")) {
             no_gemm = 1;
         } else if (!strcmp(argv[i], "--keep")) {
