@@ -52,6 +52,8 @@
 #include "model/roberta.h"
 #include "store/kb.h"
 #include "text/tokenizer.h"
+#include "util/bench_roberta.h"
+#include "util/bench_util.h"
 
 /* Copies of the chunk sizes of the code measured (for FLOP and shape
  * accounting only; the timed path calls the library): */
@@ -63,44 +65,9 @@
 #define MAX_BATCHES 8
 #define MAX_SHAPES 16
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double loadavg(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "bench_edit: %s: %s\n", what, mk_errmsg());
-    exit(1);
-}
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "bench_edit: out of memory (%zu bytes)\n", n);
-        exit(1);
-    }
-    return p;
-}
-
 static double cpu_of(const struct rusage *u) {
     return u->ru_utime.tv_sec + u->ru_utime.tv_usec * 1e-6 + u->ru_stime.tv_sec +
            u->ru_stime.tv_usec * 1e-6;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 static int cmp_int(const void *a, const void *b) {
@@ -108,156 +75,9 @@ static int cmp_int(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
-static float urand(void) { /* uniform [-1, 1) */
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)(int32_t)(rng >> 32) * (1.0f / 2147483648.0f);
-}
-
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = xmalloc((size_t)n + 1);
-    if (n < 0 || fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        fclose(f);
-        return NULL;
-    }
-    b[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
-
-static void write_file(const char *path, const char *data, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, len, f) != len || fclose(f)) {
-        fprintf(stderr, "bench_edit: cannot write %s\n", path);
-        exit(1);
-    }
-}
 
 /* ---- 1. the encoder directory ---- */
-
-/* GPT-2's byte -> printable code point table (bytes that are printable
- * stay, the others move to 256 + k). */
-static void byte_symbols(int cp[256]) {
-    int k = 0;
-    for (int b = 0; b < 256; b++) {
-        int keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-        cp[b] = keep ? b : 256 + k++;
-    }
-}
-
-/* vocab.json + merges.txt in dir; returns the vocabulary size */
-static int write_tokenizer(const char *dir, const char *gpt2_dir, int *real_bpe) {
-    char path[1024];
-    size_t vlen = 0, mlen = 0;
-    snprintf(path, sizeof path, "%s/vocab.json", gpt2_dir);
-    char *vj = read_file(path, &vlen);
-    snprintf(path, sizeof path, "%s/merges.txt", gpt2_dir);
-    char *mt = read_file(path, &mlen);
-    cJSON *out = cJSON_CreateObject();
-    int V = 0;
-    cJSON_AddNumberToObject(out, "<s>", V++);
-    cJSON_AddNumberToObject(out, "<pad>", V++);
-    cJSON_AddNumberToObject(out, "</s>", V++);
-    cJSON_AddNumberToObject(out, "<unk>", V++);
-    cJSON *in = vj ? cJSON_Parse(vj) : NULL;
-    if (in && mt) {
-        /* RoBERTa's layout: GPT-2 entry with id i at 4 + i */
-        int n = cJSON_GetArraySize(in);
-        const char **name = calloc((size_t)n, sizeof *name);
-        const cJSON *e;
-        cJSON_ArrayForEach(e, in) {
-            int id = (int)e->valuedouble;
-            if (id >= 0 && id < n) name[id] = e->string;
-        }
-        for (int i = 0; i < n; i++)
-            if (name[i]) cJSON_AddNumberToObject(out, name[i], V++);
-        free(name);
-        *real_bpe = 1;
-    } else {
-        int cp[256];
-        byte_symbols(cp);
-        for (int b = 0; b < 256; b++) {
-            char u[4];
-            int c = cp[b];
-            if (c < 0x80) {
-                u[0] = (char)c;
-                u[1] = 0;
-            } else {
-                u[0] = (char)(0xC0 | (c >> 6));
-                u[1] = (char)(0x80 | (c & 0x3F));
-                u[2] = 0;
-            }
-            cJSON_AddNumberToObject(out, u, V++);
-        }
-        free(mt);
-        mt = strdup("#version: 0.2\n");
-        mlen = strlen(mt);
-        *real_bpe = 0;
-    }
-    cJSON_AddNumberToObject(out, "<mask>", V++);
-    char *txt = cJSON_PrintUnformatted(out);
-    snprintf(path, sizeof path, "%s/vocab.json", dir);
-    write_file(path, txt, strlen(txt));
-    snprintf(path, sizeof path, "%s/merges.txt", dir);
-    write_file(path, mt, mlen);
-    free(txt);
-    cJSON_Delete(out);
-    cJSON_Delete(in);
-    free(vj);
-    free(mt);
-    return V;
-}
-
-/* config.json + model.safetensors (random: weights ~ uniform with std
- * 0.02 as BERT's init, LayerNorm weights 1, biases 0) */
-static void write_encoder(const char *dir, const mk_enc_config *c) {
-    char path[1024];
-    char *cj = mk_enc_config_json(c);
-    if (!cj) die("config");
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    write_file(path, cj, strlen(cj));
-    free(cj);
-    size_t np = mk_enc_n_params(c);
-    float *block = xmalloc(np * sizeof(float));
-    mk_enc_params p;
-    mk_enc_point(&p, block, c);
-    mk_st_writer *w = mk_st_writer_new();
-    if (!w) die("writer");
-    int nt = mk_enc_n_tensors(c);
-    for (int i = 0; i < nt; i++) {
-        char name[128], full[160];
-        float *data;
-        int nd;
-        int64_t shape[2];
-        mk_enc_tensor(c, &p, i, name, &data, &nd, shape);
-        size_t n = (size_t)shape[0] * (nd > 1 ? (size_t)shape[1] : 1);
-        size_t nl = strlen(name);
-        int is_bias = nl > 5 && !strcmp(name + nl - 5, ".bias");
-        int is_ln = strstr(name, "LayerNorm.weight") != NULL;
-        for (size_t j = 0; j < n; j++)
-            data[j] = is_ln ? 1.0f : is_bias ? 0.0f : 0.0346f * urand();
-        snprintf(full, sizeof full, "roberta.%s", name);
-        if (mk_st_w_tensor(w, full, MK_F32, data, nd, shape)) die("writer tensor");
-    }
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (mk_st_w_write(w, path)) die("writing the encoder");
-    mk_st_writer_free(w);
-    free(block);
-}
 
 /* ---- 2. edit requests ---- */
 
@@ -276,8 +96,8 @@ static void gen_requests(reqset *rs, int n) {
     static const char *t[] = {"Acetazolamide", "Amoxicillin", "Aldolase B", "Median nerve",
                               "Magnetic resonance imaging", "Imatinib"};
     rs->n = n;
-    rs->prompt = xmalloc((size_t)n * sizeof(char *));
-    rs->target = xmalloc((size_t)n * sizeof(char *));
+    rs->prompt = bench_xmalloc((size_t)n * sizeof(char *));
+    rs->target = bench_xmalloc((size_t)n * sizeof(char *));
     for (int i = 0; i < n; i++) {
         char buf[256];
         snprintf(buf, sizeof buf, "%s %s?", q[i % 6], d[(i / 6) % 6]);
@@ -291,8 +111,8 @@ static const char *load_requests(reqset *rs, const char *path, int need) {
     int64_t n = 0;
     if (path && access(path, R_OK) == 0 && !mk_edit_requests_parse_file(path, &r, &n) && n > 0) {
         rs->n = need > n ? need : (int)n;
-        rs->prompt = xmalloc((size_t)rs->n * sizeof(char *));
-        rs->target = xmalloc((size_t)rs->n * sizeof(char *));
+        rs->prompt = bench_xmalloc((size_t)rs->n * sizeof(char *));
+        rs->target = bench_xmalloc((size_t)rs->n * sizeof(char *));
         for (int i = 0; i < rs->n; i++) { /* cycle when the file is short */
             rs->prompt[i] = strdup(r[i % n].prompt);
             rs->target[i] = strdup(r[i % n].target_new);
@@ -336,14 +156,14 @@ static void account_texts(account *a, const mk_editor *ed, const char *const *te
     double H = c->hidden, I = c->inter, NL = c->n_layers;
     double F = ed->F, R = ed->cfg.R;
     double lin_tok = NL * 2.0 * (4 * H * H + 2 * H * I);
-    int *len = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *len), nl = 0;
+    int *len = bench_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *len), nl = 0;
     for (int s = 0; s < n; s += CHUNK_SENTENCES) {
         int m = n - s < CHUNK_SENTENCES ? n - s : CHUNK_SENTENCES, L;
         int32_t *ids;
         float *mask;
-        double t0 = now();
-        if (mk_enc_tokenize_with(c, ed->tok, texts + s, m, &ids, &mask, &L)) die("tokenize");
-        a->t_tok += now() - t0;
+        double t0 = bench_now();
+        if (mk_enc_tokenize_with(c, ed->tok, texts + s, m, &ids, &mask, &L)) bench_die("tokenize");
+        a->t_tok += bench_now() - t0;
         int rows = CHUNK_TOKENS / L > 0 ? CHUNK_TOKENS / L : 1;
         for (int i0 = 0; i0 < m; i0 += rows) {
             int k = m - i0 < rows ? m - i0 : rows;
@@ -422,11 +242,11 @@ static void gemm_trial(shape *sh, const float *wpool, size_t wn, const float *in
     size_t wsz = (size_t)sh->K * sh->N, slots = wn / wsz;
     if (slots < 1) slots = 1;
     int calls = 0;
-    double t0 = now(), el;
+    double t0 = bench_now(), el;
     do {
         mk_matmul_forward(out, inp, wpool + (it++ % slots) * wsz, NULL, sh->M, sh->K, sh->N);
         calls++;
-        el = now() - t0;
+        el = bench_now() - t0;
     } while (el < tmin);
     sh->f_meas += 2.0 * sh->M * sh->K * sh->N * calls;
     sh->t_meas += el;
@@ -451,6 +271,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+    bench_prog = "bench_edit";
     int quick = 0, keep = 0, reps_opt = 0, no_gemm = 0, sort = 1;
     const char *data = "../shared/datasets/medversa/test.json", *gpt2 = "tests/data/tok/gpt2";
     int batches[MAX_BATCHES] = {1, 10, 100, 1000}, nb = 4;
@@ -500,9 +321,9 @@ int main(int argc, char **argv) {
     snprintf(kbpath, sizeof kbpath, "%s/kb.sqlite", tmp);
     mkdir(encdir, 0700);
 
-    double t0 = now();
+    double t0 = bench_now();
     int real_bpe = 0;
-    int V = write_tokenizer(encdir, gpt2, &real_bpe);
+    int V = bench_write_roberta_tokenizer(encdir, gpt2, &real_bpe);
     mk_enc_config ec = {MK_ENC_ROBERTA, 50265, 768, 12, 12, 3072, 514, 1, 1, 1e-5f};
     if (quick) {
         ec.hidden = 64;
@@ -511,8 +332,8 @@ int main(int argc, char **argv) {
         ec.inter = 256;
     }
     if (ec.vocab < V) ec.vocab = V;
-    write_encoder(encdir, &ec);
-    double t_write = now() - t0;
+    bench_write_roberta_encoder(encdir, &ec);
+    double t_write = bench_now() - t0;
 
     mk_editor_config cfg;
     mk_editor_config_default(&cfg);
@@ -523,40 +344,40 @@ int main(int argc, char **argv) {
     cfg.NH = 8;
     cfg.P = 10;
     mk_editor *ed;
-    t0 = now();
-    if (mk_editor_init(&cfg, encdir, &ed)) die("mk_editor_init");
-    double t_init = now() - t0;
+    t0 = bench_now();
+    if (mk_editor_init(&cfg, encdir, &ed)) bench_die("mk_editor_init");
+    double t_init = bench_now() - t0;
     char fp[64];
     snprintf(fp, sizeof fp, "%s", mk_editor_fingerprint(ed));
 
     reqset rs;
     const char *src = load_requests(&rs, data, bmax);
     mk_kb *kb;
-    if (mk_kb_open(kbpath, MK_KB_CREATE, &kb)) die("mk_kb_open");
+    if (mk_kb_open(kbpath, MK_KB_CREATE, &kb)) bench_die("mk_kb_open");
 
     int R = cfg.R, T = cfg.T, D = cfg.D;
     size_t TD = (size_t)T * D;
     printf("bench_edit: threads %d, load %.2f, encoder H %d NL %d NH %d I %d (vocab %d%s), "
            "%.1fM encoder params, editor %.1fM params (R %d, D %d, T %d, NH %d, P %d, attn)\n",
-           mk_num_threads(), loadavg(), ec.hidden, ec.n_layers, ec.n_heads, ec.inter, ec.vocab,
+           mk_num_threads(), bench_loadavg(), ec.hidden, ec.n_layers, ec.n_heads, ec.inter, ec.vocab,
            real_bpe ? ", GPT-2 BPE" : ", BYTE-LEVEL ONLY: no merges, one token per byte",
            mk_enc_n_params(&ec) / 1e6, ed->n_params / 1e6, R, D, T, cfg.NH, cfg.P);
     printf("setup: encoder written in %.1f s (%s), editor init %.1f s; requests: %s (%d)\n",
            t_write, encdir, t_init, src, rs.n);
 
-    float *keys = xmalloc((size_t)bmax * R * sizeof(float));
-    float *prompts = xmalloc((size_t)bmax * TD * sizeof(float));
-    float *vals = xmalloc((size_t)ENCODE_CHUNK * R * sizeof(float));
-    mk_edit_request *reqs = xmalloc((size_t)bmax * sizeof *reqs);
-    const char **pr = xmalloc((size_t)bmax * sizeof *pr), **tg = xmalloc((size_t)bmax * sizeof *tg);
+    float *keys = bench_xmalloc((size_t)bmax * R * sizeof(float));
+    float *prompts = bench_xmalloc((size_t)bmax * TD * sizeof(float));
+    float *vals = bench_xmalloc((size_t)ENCODE_CHUNK * R * sizeof(float));
+    mk_edit_request *reqs = bench_xmalloc((size_t)bmax * sizeof *reqs);
+    const char **pr = bench_xmalloc((size_t)bmax * sizeof *pr), **tg = bench_xmalloc((size_t)bmax * sizeof *tg);
 
     /* GEMM measurement buffers: weights from the prompt encoder's
      * query_proj (T D x R floats, the largest block), inputs random */
     const float *wpool = ed->p.pe.qp_w;
     size_t wn = TD * (size_t)R;
     size_t in_n = (size_t)8 << 20, out_n = (size_t)8 << 20;
-    float *gin = xmalloc(in_n * sizeof(float)), *gout = xmalloc(out_n * sizeof(float));
-    for (size_t i = 0; i < in_n; i++) gin[i] = urand();
+    float *gin = bench_xmalloc(in_n * sizeof(float)), *gout = bench_xmalloc(out_n * sizeof(float));
+    for (size_t i = 0; i < in_n; i++) gin[i] = bench_urand(&rng);
 
     /* warm-up: page faults, OpenMP team, tokenizer cache */
     for (int i = 0; i < 2 && i < rs.n; i++) {
@@ -565,7 +386,7 @@ int main(int argc, char **argv) {
     }
     if (mk_editor_keys(ed, pr, 1, keys) || mk_editor_values(ed, pr, tg, 1, vals) ||
         mk_editor_prompts(ed, vals, 1, prompts))
-        die("warm-up");
+        bench_die("warm-up");
 
     typedef struct {
         int b, reps;
@@ -617,7 +438,7 @@ int main(int argc, char **argv) {
             if (r == 0) {
                 for (int i0 = 0; i0 < b; i0 += ENCODE_CHUNK) {
                     int m = b - i0 < ENCODE_CHUNK ? b - i0 : ENCODE_CHUNK;
-                    char **ks = xmalloc((size_t)m * sizeof *ks);
+                    char **ks = bench_xmalloc((size_t)m * sizeof *ks);
                     for (int i = 0; i < m; i++) ks[i] = mk_knowledge_sentence(pr[i0 + i], tg[i0 + i]);
                     account_texts(acc, ed, pr + i0, m);
                     account_texts(acc, ed, (const char *const *)ks, m);
@@ -642,13 +463,13 @@ int main(int argc, char **argv) {
             getrusage(RUSAGE_SELF, &u0);
             for (int i0 = 0; i0 < b; i0 += ENCODE_CHUNK) {
                 int m = b - i0 < ENCODE_CHUNK ? b - i0 : ENCODE_CHUNK;
-                double a = now();
-                if (mk_editor_keys(ed, pr + i0, m, keys + (size_t)i0 * R)) die("keys");
-                double bb = now();
-                if (mk_editor_values(ed, pr + i0, tg + i0, m, vals)) die("values");
-                double cc = now();
-                if (mk_editor_prompts(ed, vals, m, prompts + (size_t)i0 * TD)) die("prompts");
-                double dd = now();
+                double a = bench_now();
+                if (mk_editor_keys(ed, pr + i0, m, keys + (size_t)i0 * R)) bench_die("keys");
+                double bb = bench_now();
+                if (mk_editor_values(ed, pr + i0, tg + i0, m, vals)) bench_die("values");
+                double cc = bench_now();
+                if (mk_editor_prompts(ed, vals, m, prompts + (size_t)i0 * TD)) bench_die("prompts");
+                double dd = bench_now();
                 sk += bb - a;
                 sv += cc - bb;
                 sp += dd - cc;
@@ -672,17 +493,17 @@ int main(int argc, char **argv) {
             ia.reason = "benchmark";
             ia.vec = &vec;
             int64_t batch_id;
-            double a = now();
-            if (mk_kb_insert(kb, reqs, b, &ia, &batch_id, NULL)) die("mk_kb_insert");
-            ti[r] = now() - a;
+            double a = bench_now();
+            if (mk_kb_insert(kb, reqs, b, &ia, &batch_id, NULL)) bench_die("mk_kb_insert");
+            ti[r] = bench_now() - a;
         }
-        o->keys = median(tk, reps);
-        o->values = median(tv, reps);
-        o->prompts = median(tp, reps);
-        o->enc = median(te, reps);
-        o->insert = median(ti, reps);
-        o->cpu = median(tc, reps);
-        o->minflt = median(tf, reps);
+        o->keys = bench_median(tk, reps);
+        o->values = bench_median(tv, reps);
+        o->prompts = bench_median(tp, reps);
+        o->enc = bench_median(te, reps);
+        o->insert = bench_median(ti, reps);
+        o->cpu = bench_median(tc, reps);
+        o->minflt = bench_median(tf, reps);
         o->flops = acc->enc_lin + acc->enc_att + acc->heads + acc->penc;
         o->flops_pad = acc->enc_lin_pad + acc->enc_att_pad + acc->heads + acc->penc;
         for (int k = 0; k < o->ns && !no_gemm; k++) {
@@ -695,7 +516,7 @@ int main(int argc, char **argv) {
             else if (k < 5) o->t_gemm_heads += t;
             else o->t_gemm_penc += t;
         }
-        o->load = loadavg();
+        o->load = bench_loadavg();
         fprintf(stderr, "batch %d: %.3f s encode (%.2f edits/s), %.1f%% of the GEMM rate, load %.2f\n",
                 b, o->enc, b / o->enc, 100 * (o->flops / o->enc) / (o->f_gemm / o->t_gemm),
                 o->load);

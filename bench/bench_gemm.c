@@ -27,39 +27,17 @@
 
 #include "core/dtype.h"
 #include "core/ops.h"
+#include "util/bench_util.h"
 
 #define REPS 5
 #define MIN_TRIAL 0.05
 #define BIG (256u << 20) /* bytes of weights / buffers to defeat the caches */
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* 1-minute load average: on a shared machine the figures mean little when
- * it exceeds the cores */
-static double loadavg(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
 
 static double cpu_seconds(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
            ru.ru_stime.tv_usec * 1e-6;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 typedef void (*op_fn)(void *ctx, int iter);
@@ -73,16 +51,16 @@ static void time_ops(int n, op_fn *op, void **ctx, double *med, double *best) {
     for (int r = 0; r < REPS; r++)
         for (int k = 0; k < n; k++) {
             int calls = 0;
-            double t0 = now(), el;
+            double t0 = bench_now(), el;
             do {
                 op[k](ctx[k], it[k]++);
                 calls++;
-                el = now() - t0;
+                el = bench_now() - t0;
             } while (el < MIN_TRIAL);
             t[k][r] = el / calls;
         }
     for (int k = 0; k < n; k++) {
-        qsort(t[k], REPS, sizeof t[k][0], cmp_d);
+        qsort(t[k], REPS, sizeof t[k][0], bench_cmp_double);
         med[k] = t[k][REPS / 2];
         if (best) best[k] = t[k][0];
     }
@@ -180,7 +158,7 @@ int main(int argc, char **argv) {
     printf("threads: %d (OMP_NUM_THREADS), %s, core %s\n", nt, openblas_get_config(),
            openblas_get_corename());
     printf("each figure: median of %d trials of >= %.0f ms\n", REPS, MIN_TRIAL * 1e3);
-    double wall0 = now(), cpu0 = cpu_seconds(), load0 = loadavg();
+    double wall0 = bench_now(), cpu0 = cpu_seconds(), load0 = bench_loadavg();
 
     /* 1a. GEMM through the kernel: out (M,N) = A (M,K) @ W (N,K)^T */
     int Ms[4] = {1, 16, 256, 1024}, Ks[3] = {768, 2048, 4096};
@@ -284,8 +262,8 @@ int main(int argc, char **argv) {
                mk_dtype_name(types[ti]), dt_mib[ti], dt_ms[ti], dt_gbs[ti], dt_bgbs[ti],
                dt_read[ti], 100.0 * dt_gbs[ti] / dt_read[ti], dt_gf[ti], dt_bgf[ti], dt_sg[ti],
                100.0 * dt_gf[ti] / dt_sg[ti]);
-    double wall = now() - wall0, cpu = cpu_seconds() - cpu0;
+    double wall = bench_now() - wall0, cpu = cpu_seconds() - cpu0;
     printf("\nrun: %.0f s wall, %.0f s CPU (%.2f of %d cores on average); load average %.2f at "
-           "start, %.2f at end\n", wall, cpu, cpu / wall, nt, load0, loadavg());
+           "start, %.2f at end\n", wall, cpu, cpu / wall, nt, load0, bench_loadavg());
     return 0;
 }

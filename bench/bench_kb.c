@@ -22,12 +22,7 @@
 #include "core/error.h"
 #include "editor/retrieve.h"
 #include "store/kb.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "util/bench_util.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
 static void fill(float *x, size_t n) {
@@ -66,9 +61,9 @@ static void bandwidth(size_t bytes) {
     memset(b, 2, bytes);
     double best = 1e30;
     for (int r = 0; r < 5; r++) {
-        double t = now_s();
+        double t = bench_now();
         memcpy(b, a, bytes);
-        t = now_s() - t;
+        t = bench_now() - t;
         if (t < best) best = t;
     }
     memcpy_gbs = (double)bytes / best / 1e9;
@@ -78,9 +73,9 @@ static void bandwidth(size_t bytes) {
     volatile float sink;
     best = 1e30;
     for (int r = 0; r < 5; r++) {
-        double t = now_s();
+        double t = bench_now();
         sink = cblas_sasum((int)n, f, 1);
-        t = now_s() - t;
+        t = bench_now() - t;
         if (t < best) best = t;
     }
     (void)sink;
@@ -121,25 +116,25 @@ static void insert_bench(const char *dir, int64_t R, int quick) {
     fill(prompts, (size_t)(maxn * T * D));
     mk_edit_request *reqs = make_reqs(maxn);
     mk_kb *kb;
-    double t = now_s();
+    double t = bench_now();
     if (mk_kb_open(path, MK_KB_CREATE, &kb)) {
         fprintf(stderr, "bench_kb: %s\n", mk_errmsg());
         exit(1);
     }
     printf("\ninsert, R=%lld T=%lld D=%lld: %lld vector bytes per edit (key %lld + prompts %lld); create %.1f ms\n",
            (long long)R, (long long)T, (long long)D, (long long)((R + T * D) * 4), (long long)(R * 4),
-           (long long)(T * D * 4), (now_s() - t) * 1e3);
+           (long long)(T * D * 4), (bench_now() - t) * 1e3);
     mk_kb_vectors v = {"benchfp", R, T, D, keys, prompts};
     mk_kb_insert_args a = {.author = "bench", .reason = "benchmark", .vec = &v};
     for (int s = 0; s < 3; s++) {
         double best = 1e30, total = 0;
         for (int r = 0; r < reps[s]; r++) {
-            t = now_s();
+            t = bench_now();
             if (mk_kb_insert(kb, reqs, sizes[s], &a, NULL, NULL)) {
                 fprintf(stderr, "bench_kb: %s\n", mk_errmsg());
                 exit(1);
             }
-            t = now_s() - t;
+            t = bench_now() - t;
             total += t;
             if (t < best) best = t;
         }
@@ -155,12 +150,12 @@ static void insert_bench(const char *dir, int64_t R, int quick) {
         exit(1);
     }
     mk_kb_active act;
-    t = now_s();
+    t = bench_now();
     if (mk_kb_load_active(kb, "benchfp", R, T, D, 1, &act)) {
         fprintf(stderr, "bench_kb: %s\n", mk_errmsg());
         exit(1);
     }
-    t = now_s() - t;
+    t = bench_now() - t;
     double vb = (double)act.n * (double)((R + T * D) * 4);
     printf("  load_active: %lld edits, %.0f MB of vectors in %.1f ms (%.2f GB/s; page cache warm)\n",
            (long long)act.n, vb / 1e6, t * 1e3, vb / t / 1e9);
@@ -179,13 +174,13 @@ static void open_bench(const char *dir, int64_t R) {
     mk_kb *kb;
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t = now_s();
+        double t = bench_now();
         if (mk_kb_open(path, 0, &kb)) {
             fprintf(stderr, "bench_kb: %s\n", mk_errmsg());
             exit(1);
         }
         mk_kb_close(kb);
-        t = now_s() - t;
+        t = bench_now() - t;
         if (t < best) best = t;
     }
     printf("  open+close of a %.0f MB knowledge base: %.2f ms (best of %d)\n", file_size(path) / 1e6,
@@ -201,10 +196,10 @@ static void open_small(const char *dir) {
     mk_kb_close(kb);
     double best = 1e30;
     for (int r = 0; r < 20; r++) {
-        double t = now_s();
+        double t = bench_now();
         if (mk_kb_open(path, 0, &kb)) exit(1);
         mk_kb_close(kb);
-        t = now_s() - t;
+        t = bench_now() - t;
         if (t < best) best = t;
     }
     printf("\nopen+close of an empty knowledge base (%.0f KB): %.2f ms (best of 20)\n",
@@ -228,12 +223,12 @@ static void retrieval_bench(int64_t N, int64_t R) {
         int reps = N >= 1000000 ? 3 : N >= 100000 ? 5 : 20;
         double best = 1e30, total = 0;
         for (int r = 0; r < reps + 1; r++) {
-            double t = now_s();
+            double t = bench_now();
             if (mk_retrieve(&kb, q, b, &o, &res)) {
                 fprintf(stderr, "bench_kb: %s\n", mk_errmsg());
                 exit(1);
             }
-            t = now_s() - t;
+            t = bench_now() - t;
             mk_retr_result_free(&res);
             if (r == 0) continue; /* warm-up */
             total += t;

@@ -33,6 +33,7 @@
 #include "core/ops.h"
 #include "io/gguf.h"
 #include "model/llama.h"
+#include "util/bench_util.h"
 
 typedef struct {
     const char *name;
@@ -46,22 +47,6 @@ static const bcfg CFGS[] = {
     {"125m", 32000, 768, 12, 12, 12, 2048, {64, 256, 512}, 4, 64, 8},
     {"1b", 32000, 2048, 16, 32, 8, 8192, {64, 256, 0}, 2, 56, 8},
 };
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double loadavg(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
 
 static uint64_t rng_state = 88172645463325252ull;
 static float randn_ish(void) { /* sum of 4 uniforms, scaled: cheap, roughly normal */
@@ -160,9 +145,9 @@ static double sgemm_time(const bcfg *c, int T, int reps) {
         mk_matmul_forward(out, in, w, NULL, T, sh[s].K, sh[s].N);
         double best = 1e30;
         for (int r = 0; r < reps; r++) {
-            double t0 = now();
+            double t0 = bench_now();
             mk_matmul_forward(out, in, w, NULL, T, sh[s].K, sh[s].N);
-            double dt = now() - t0;
+            double dt = bench_now() - t0;
             if (dt < best) best = dt;
         }
         best_total += best * sh[s].cnt * c->NL;
@@ -186,16 +171,16 @@ static double memcpy_gbs(size_t n, int reps, double *read_gbs) {
     double best = 1e30, bestr = 1e30;
     volatile float sink = 0;
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = bench_now();
 #pragma omp parallel
         {
             int t = omp_get_thread_num(), T = omp_get_num_threads();
             size_t lo = n * t / T, hi = n * (t + 1) / T;
             memcpy(b + lo, a + lo, hi - lo);
         }
-        double dt = now() - t0;
+        double dt = bench_now() - t0;
         if (dt < best) best = dt;
-        t0 = now();
+        t0 = bench_now();
         float total = 0;
         size_t nf = n / sizeof(float) / 8 * 8;
         const float *f = (const float *)a;
@@ -206,7 +191,7 @@ static double memcpy_gbs(size_t n, int reps, double *read_gbs) {
             total += s;
         }
         sink += total;
-        dt = now() - t0;
+        dt = bench_now() - t0;
         if (dt < bestr) bestr = dt;
     }
     (void)sink;
@@ -225,13 +210,13 @@ static long peak_rss_mb(void) {
 static int run_model(const bcfg *c, const char *dtname, const char *path, int n_decode,
                      double mc_gbs, double rd_gbs) {
     mk_llama *m = NULL;
-    double t0 = now();
+    double t0 = bench_now();
     if (mk_llama_open_ex(path, MK_LLAMA_NO_TOKENIZER, &m)) {
         fprintf(stderr, "open %s: %s\n", path, mk_errmsg());
         return 1;
     }
     const mk_llama_config *cf = mk_llama_cfg(m);
-    double t_open = now() - t0;
+    double t_open = bench_now() - t0;
     size_t wb = mk_llama_weight_bytes(m);
     /* weights read per decoded token: every matrix but the embedding table
      * (one row of it) */
@@ -253,9 +238,9 @@ static int run_model(const bcfg *c, const char *dtname, const char *path, int n_
         for (int r = 0; r < reps + 1; r++) { /* first run warms the pages */
             mk_llama_kv *kv = NULL;
             mk_llama_kv_new(m, T + 8, &kv);
-            double s = now();
+            double s = bench_now();
             if (mk_llama_decode(m, kv, NULL, 0, ids, T, logits)) fprintf(stderr, "%s\n", mk_errmsg());
-            double dt = now() - s;
+            double dt = bench_now() - s;
             if (r > 0 && dt < best) best = dt;
             mk_llama_kv_free(kv);
         }
@@ -278,12 +263,12 @@ static int run_model(const bcfg *c, const char *dtname, const char *path, int n_
         mk_llama_decode(m, kv, NULL, 0, ids, 64, logits);
         int32_t tok = 1;
         mk_llama_decode(m, kv, NULL, 0, &tok, 1, logits); /* warm */
-        double s = now();
+        double s = bench_now();
         for (int i = 0; i < n_decode; i++) {
             tok = (int32_t)((tok * 7 + i) % cf->n_vocab);
             mk_llama_decode(m, kv, NULL, 0, &tok, 1, logits);
         }
-        double dt = (now() - s) / n_decode;
+        double dt = (bench_now() - s) / n_decode;
         double gbs = per_tok / dt / 1e9;
         printf("decode (after 64): %8.2f tokens/s  %6.2f GB/s of weights  (memcpy %.2f GB/s: "
                "%3.0f%%; streaming read %.2f GB/s: %3.0f%%)\n", 1 / dt, gbs, mc_gbs,
@@ -310,15 +295,15 @@ static int run_model(const bcfg *c, const char *dtname, const char *path, int n_
         int reps = c->D >= 2048 ? 1 : 3;
         for (int r = 0; r < reps; r++) {
             mk_llama_acts *acts = NULL;
-            double s = now();
+            double s = bench_now();
             if (mk_llama_forward(m, seqs, B, lg, NULL)) fprintf(stderr, "%s\n", mk_errmsg());
-            double d0 = now() - s;
-            s = now();
+            double d0 = bench_now() - s;
+            s = bench_now();
             if (mk_llama_forward(m, seqs, B, lg, &acts)) fprintf(stderr, "%s\n", mk_errmsg());
-            double d1 = now() - s;
-            s = now();
+            double d1 = bench_now() - s;
+            s = bench_now();
             if (mk_llama_backward(m, acts, dl, dps, NULL)) fprintf(stderr, "%s\n", mk_errmsg());
-            double d2 = now() - s;
+            double d2 = bench_now() - s;
             mk_llama_acts_free(acts);
             if (d0 < tfn) tfn = d0;
             if (d1 < tf) tf = d1;
@@ -358,7 +343,7 @@ int main(int argc, char **argv) {
     if (n_decode < 1) n_decode = 1;
     /* the parent never runs OpenMP: libgomp does not survive fork() */
     printf("# bench_llama: OMP_NUM_THREADS=%s, load average %.2f at start\n",
-           getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "(unset)", loadavg());
+           getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "(unset)", bench_loadavg());
     fflush(stdout);
     for (size_t k = 0; k < sizeof CFGS / sizeof CFGS[0]; k++) {
         const bcfg *c = &CFGS[k];
@@ -368,7 +353,7 @@ int main(int argc, char **argv) {
             if (!strstr(dtypes, dn)) continue;
             char path[512];
             snprintf(path, sizeof path, "%s/mk_bench_llama_%s_%s.gguf", tmp, c->name, dn);
-            double t0 = now();
+            double t0 = bench_now();
             pid_t pid = fork();
             if (pid == 0) _exit(access(path, R_OK) == 0 && keep ? 0 : write_model(c, d ? MK_Q8_0 : MK_F32, path));
             int st = 0;
@@ -377,7 +362,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "could not write %s\n", path);
                 continue;
             }
-            printf("(wrote %s in %.1f s)\n", path, now() - t0);
+            printf("(wrote %s in %.1f s)\n", path, bench_now() - t0);
             fflush(stdout);
             /* memory bandwidth, in its own child (its buffers must not count
              * in the model's peak RSS), right before the model runs */
@@ -403,6 +388,6 @@ int main(int argc, char **argv) {
             if (!keep) unlink(path);
         }
     }
-    printf("\nload average %.2f at the end\n", loadavg());
+    printf("\nload average %.2f at the end\n", bench_loadavg());
     return 0;
 }

@@ -17,20 +17,10 @@
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
+#include "util/bench_util.h"
 
 #define REPS 21
 #define N_TENSORS 64
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* Write both formats with N_TENSORS tensors of `rows` x 1024 F16 each. */
 static int write_files(const char *gg, const char *st, int64_t rows, float *buf) {
@@ -69,14 +59,14 @@ static int open_st(const char *p) {
 static double median_open(open_fn fn, const char *path) {
     double t[REPS];
     for (int r = 0; r < REPS; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         if (fn(path)) {
             fprintf(stderr, "bench_open: %s\n", mk_errmsg());
             exit(1);
         }
-        t[r] = now() - t0;
+        t[r] = bench_now() - t0;
     }
-    qsort(t, REPS, sizeof t[0], cmp_d);
+    qsort(t, REPS, sizeof t[0], bench_cmp_double);
     return t[REPS / 2];
 }
 

@@ -17,17 +17,7 @@
 #include "core/error.h"
 #include "io/mapfile.h"
 #include "text/tokenizer.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "util/bench_util.h"
 
 int main(int argc, char **argv) {
     const char *tok_path = "tests/data/tok/gpt2/vocab.json", *text_path = "/tmp/tok_bench.txt";
@@ -46,12 +36,12 @@ int main(int argc, char **argv) {
     char *text = NULL;
     size_t len = 0;
     mk_tokenizer *t = NULL;
-    double t0 = now();
+    double t0 = bench_now();
     if (mk_tok_load(tok_path, &t)) {
         fprintf(stderr, "bench_tokenizer: %s\n", mk_errmsg());
         return 1;
     }
-    double t_load = now() - t0;
+    double t_load = bench_now() - t0;
     if (mk_read_file(text_path, (size_t)1 << 31, &text, &len)) {
         fprintf(stderr, "bench_tokenizer: %s (make it with tools/tok/make_bench_text.py)\n", mk_errmsg());
         return 1;
@@ -64,7 +54,7 @@ int main(int argc, char **argv) {
         size_t total = 0;
         for (int r = 0; r < runs; r++) {
             total = 0;
-            double a = now();
+            double a = bench_now();
             if (mode == 0) {
                 for (size_t i = 0; i < len;) {
                     size_t e = i;
@@ -89,9 +79,9 @@ int main(int argc, char **argv) {
                 total = n;
                 free(ids);
             }
-            tm[r] = now() - a;
+            tm[r] = bench_now() - a;
         }
-        qsort(tm, (size_t)runs, sizeof *tm, cmp_d);
+        qsort(tm, (size_t)runs, sizeof *tm, bench_cmp_double);
         double med = tm[runs / 2];
         printf("%-5s %9zu ids  median %.3f s  %.1f MB/s  (min %.3f s, max %.3f s)\n",
                mode == 0 ? "lines" : "whole", total, med, (double)len / 1e6 / med, tm[0], tm[runs - 1]);

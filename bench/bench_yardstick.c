@@ -41,17 +41,8 @@
 #include "io/safetensors.h"
 #include "model/llama.h"
 #include "model/roberta.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "bench_yardstick: %s: %s\n", what, mk_errmsg());
-    exit(1);
-}
+#include "util/bench_roberta.h"
+#include "util/bench_util.h"
 
 static uint64_t rs = 88172645463325252ull;
 static float randn_ish(void) { /* sum of 4 uniforms scaled to variance 1 */
@@ -65,40 +56,14 @@ static float randn_ish(void) { /* sum of 4 uniforms scaled to variance 1 */
     return s * 1.7320508f;
 }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    if (len) *len = (size_t)n;
-    return b;
-}
-
-static void write_file(const char *path, const char *data) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, strlen(data), f) != strlen(data)) {
-        fprintf(stderr, "bench_yardstick: cannot write %s\n", path);
-        exit(1);
-    }
-    fclose(f);
-}
-
 /* ---- gguf: a Llama with GPT-2's tokenizer ---- */
 
 static int add_gpt2_tokenizer(mk_gguf_writer *w, const char *dir, int V) {
     char p[1024];
     snprintf(p, sizeof p, "%s/vocab.json", dir);
-    char *vj = slurp(p, NULL);
+    char *vj = bench_read_file(p, NULL);
     snprintf(p, sizeof p, "%s/merges.txt", dir);
-    char *mt = slurp(p, NULL);
+    char *mt = bench_read_file(p, NULL);
     cJSON *js = vj ? cJSON_Parse(vj) : NULL;
     if (!js || !mt) {
         fprintf(stderr, "bench_yardstick: cannot read GPT-2 vocab.json/merges.txt in %s\n", dir);
@@ -150,7 +115,7 @@ static void mode_gguf(const char *out, const char *size, const char *dts, const 
     int V = 50257, D, NL, NH, NKV, F;
     if (!strcmp(size, "125m")) D = 768, NL = 12, NH = 12, NKV = 12, F = 2048;
     else if (!strcmp(size, "1b")) D = 2048, NL = 16, NH = 32, NKV = 8, F = 8192;
-    else die("size must be 125m or 1b");
+    else bench_die("size must be 125m or 1b");
     mk_dtype dt = !strcmp(dts, "q8_0") ? MK_Q8_0 : MK_F32;
     int HS = D / NH;
     mk_gguf_writer *w = mk_gguf_writer_new();
@@ -168,10 +133,10 @@ static void mode_gguf(const char *out, const char *size, const char *dts, const 
     rc |= mk_gguf_w_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     rc |= mk_gguf_w_f32(w, "llama.rope.freq_base", 10000.0f);
     rc |= mk_gguf_w_u32(w, "llama.vocab_size", (uint32_t)V);
-    if (rc || add_gpt2_tokenizer(w, gpt2, V)) die("gguf metadata");
+    if (rc || add_gpt2_tokenizer(w, gpt2, V)) bench_die("gguf metadata");
     size_t big = (size_t)V * D > (size_t)F * D ? (size_t)V * D : (size_t)F * D;
     float *buf = malloc(big * sizeof(float)); /* (rows, cols) of the largest matrix */
-    if (!buf) die("out of memory");
+    if (!buf) bench_die("out of memory");
     struct { const char *fmt; int64_t r, k; } mats[] = {
         {"blk.%d.attn_q.weight", (int64_t)NH * HS, D},   {"blk.%d.attn_k.weight", (int64_t)NKV * HS, D},
         {"blk.%d.attn_v.weight", (int64_t)NKV * HS, D},  {"blk.%d.attn_output.weight", D, (int64_t)NH * HS},
@@ -181,26 +146,26 @@ static void mode_gguf(const char *out, const char *size, const char *dts, const 
     char nm[96];
     int64_t sh[2] = {V, D}, shn[1] = {D};
     for (size_t i = 0; i < (size_t)V * D; i++) buf[i] = randn_ish();
-    if (mk_gguf_w_tensor(w, "token_embd.weight", dt, buf, 2, sh)) die("tensor");
+    if (mk_gguf_w_tensor(w, "token_embd.weight", dt, buf, 2, sh)) bench_die("tensor");
     for (size_t i = 0; i < (size_t)V * D; i++) buf[i] = 0.02f * randn_ish();
-    if (mk_gguf_w_tensor(w, "output.weight", dt, buf, 2, sh)) die("tensor");
+    if (mk_gguf_w_tensor(w, "output.weight", dt, buf, 2, sh)) bench_die("tensor");
     for (int i = 0; i < D; i++) buf[i] = 1.0f;
-    if (mk_gguf_w_tensor(w, "output_norm.weight", MK_F32, buf, 1, shn)) die("tensor");
+    if (mk_gguf_w_tensor(w, "output_norm.weight", MK_F32, buf, 1, shn)) bench_die("tensor");
     for (int l = 0; l < NL; l++) {
         for (int i = 0; i < D; i++) buf[i] = 1.0f;
         snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
-        if (mk_gguf_w_tensor(w, nm, MK_F32, buf, 1, shn)) die("tensor");
+        if (mk_gguf_w_tensor(w, nm, MK_F32, buf, 1, shn)) bench_die("tensor");
         snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
-        if (mk_gguf_w_tensor(w, nm, MK_F32, buf, 1, shn)) die("tensor");
+        if (mk_gguf_w_tensor(w, nm, MK_F32, buf, 1, shn)) bench_die("tensor");
         for (size_t k = 0; k < sizeof mats / sizeof mats[0]; k++) {
             int64_t s2[2] = {mats[k].r, mats[k].k};
             float sd = 1.0f / sqrtf((float)mats[k].k);
             for (size_t i = 0; i < (size_t)(mats[k].r * mats[k].k); i++) buf[i] = sd * randn_ish();
             snprintf(nm, sizeof nm, mats[k].fmt, l);
-            if (mk_gguf_w_tensor(w, nm, dt, buf, 2, s2)) die("tensor");
+            if (mk_gguf_w_tensor(w, nm, dt, buf, 2, s2)) bench_die("tensor");
         }
     }
-    if (mk_gguf_w_write(w, out)) die(out);
+    if (mk_gguf_w_write(w, out)) bench_die(out);
     free(buf);
     mk_gguf_writer_free(w);
     printf("RESULT {\"mode\":\"gguf\",\"path\":\"%s\"}\n", out);
@@ -217,7 +182,7 @@ static int32_t argmax(const float *x, int n) {
 
 static void mode_gen(const char *path, int NP, int NG) {
     mk_llama *m = NULL;
-    if (mk_llama_open_ex(path, MK_LLAMA_NO_TOKENIZER, &m)) die(path);
+    if (mk_llama_open_ex(path, MK_LLAMA_NO_TOKENIZER, &m)) bench_die(path);
     const mk_llama_config *c = mk_llama_cfg(m);
     int V = c->n_vocab;
     int32_t *ids = malloc((size_t)NP * sizeof *ids);  /* (NP) prompt */
@@ -228,21 +193,21 @@ static void mode_gen(const char *path, int NP, int NG) {
     double t_pre = 0;
     for (int r = 0; r < 2; r++) { /* r = 0 warms the pages and the caches */
         mk_llama_kv *kv = NULL;
-        if (mk_llama_kv_new(m, NP + NG + 8, &kv)) die("kv");
-        double t0 = now();
-        if (mk_llama_decode(m, kv, NULL, 0, ids, NP, logits)) die("prefill");
-        t_pre = now() - t0;
+        if (mk_llama_kv_new(m, NP + NG + 8, &kv)) bench_die("kv");
+        double t0 = bench_now();
+        if (mk_llama_decode(m, kv, NULL, 0, ids, NP, logits)) bench_die("prefill");
+        t_pre = bench_now() - t0;
         mk_llama_kv_free(kv);
     }
     mk_llama_kv *kv = NULL;
-    if (mk_llama_kv_new(m, NP + NG + 8, &kv)) die("kv");
-    if (mk_llama_decode(m, kv, NULL, 0, ids, NP - 1, NULL)) die("prefill");
+    if (mk_llama_kv_new(m, NP + NG + 8, &kv)) bench_die("kv");
+    if (mk_llama_decode(m, kv, NULL, 0, ids, NP - 1, NULL)) bench_die("prefill");
     int32_t tok = ids[NP - 1];
     float top_p[5];
     int32_t top_i[5];
-    double t0 = now();
+    double t0 = bench_now();
     for (int g = 0; g < NG; g++) {
-        if (mk_llama_decode(m, kv, NULL, 0, &tok, 1, logits)) die("decode");
+        if (mk_llama_decode(m, kv, NULL, 0, &tok, 1, logits)) bench_die("decode");
         tok = argmax(logits, V);
         gen[g] = tok;
         float second = -INFINITY;
@@ -250,7 +215,7 @@ static void mode_gen(const char *path, int NP, int NG) {
             if (i != tok && logits[i] > second) second = logits[i];
         margin[g] = logits[tok] - second;
         if (g == 0) { /* softmax top-5 of the first generated position (not timed) */
-            double ts = now(), mx = logits[tok], s = 0;
+            double ts = bench_now(), mx = logits[tok], s = 0;
             for (int i = 0; i < V; i++) s += exp(logits[i] - mx);
             for (int k = 0; k < 5; k++) {
                 int32_t b = -1;
@@ -262,10 +227,10 @@ static void mode_gen(const char *path, int NP, int NG) {
                 top_i[k] = b;
                 top_p[k] = (float)(exp(logits[b] - mx) / s);
             }
-            t0 += now() - ts;
+            t0 += bench_now() - ts;
         }
     }
-    double t_dec = now() - t0;
+    double t_dec = bench_now() - t0;
     printf("RESULT {\"mode\":\"gen\",\"tool\":\"medrek\",\"model\":\"%s\",\"n_prompt\":%d,\"n_gen\":%d,"
            "\"prefill_s\":%.6f,\"prefill_tps\":%.3f,\"decode_s\":%.6f,\"decode_tps\":%.3f,\"ids\":[",
            path, NP, NG, t_pre, NP / t_pre, t_dec, NG / t_dec);
@@ -287,7 +252,7 @@ static void mode_gen(const char *path, int NP, int NG) {
 
 static void mode_prefix(const char *path, int B, int L, int P) {
     mk_llama *m = NULL;
-    if (mk_llama_open_ex(path, MK_LLAMA_NO_TOKENIZER, &m)) die(path);
+    if (mk_llama_open_ex(path, MK_LLAMA_NO_TOKENIZER, &m)) bench_die(path);
     const mk_llama_config *c = mk_llama_cfg(m);
     int V = c->n_vocab, D = c->dim;
     size_t np = (size_t)B * P * D, nl = (size_t)B * L * V;
@@ -298,7 +263,7 @@ static void mode_prefix(const char *path, int B, int L, int P) {
     float *dl = malloc(nl * sizeof(float));             /* (B*L, V) */
     mk_llama_seq seqs[64];
     float *dps[64];
-    if (B > 64 || !ids || !pre || !dpre || !lg || !dl) die("prefix: bad B or out of memory");
+    if (B > 64 || !ids || !pre || !dpre || !lg || !dl) bench_die("prefix: bad B or out of memory");
     for (int i = 0; i < B * L; i++) ids[i] = (int32_t)((i * 7919 + 13) % V);
     for (size_t i = 0; i < np; i++) pre[i] = 0.02f * randn_ish();
     for (size_t i = 0; i < nl; i++) dl[i] = 1e-4f * randn_ish();
@@ -309,12 +274,12 @@ static void mode_prefix(const char *path, int B, int L, int P) {
     double tf = 0, tb = 0;
     for (int r = 0; r < 2; r++) { /* r = 0: warm-up */
         mk_llama_acts *acts = NULL;
-        double t0 = now();
-        if (mk_llama_forward(m, seqs, B, lg, &acts)) die("forward");
-        tf = now() - t0;
-        t0 = now();
-        if (mk_llama_backward(m, acts, dl, dps, NULL)) die("backward");
-        tb = now() - t0;
+        double t0 = bench_now();
+        if (mk_llama_forward(m, seqs, B, lg, &acts)) bench_die("forward");
+        tf = bench_now() - t0;
+        t0 = bench_now();
+        if (mk_llama_backward(m, acts, dl, dps, NULL)) bench_die("backward");
+        tb = bench_now() - t0;
         mk_llama_acts_free(acts);
     }
     double s = 0;
@@ -332,80 +297,6 @@ static void mode_prefix(const char *path, int B, int L, int P) {
 
 /* ---- edit: encoder + heads ---- */
 
-/* RoBERTa's vocabulary from GPT-2's: <s> <pad> </s> <unk>, GPT-2's ids + 4,
- * <mask>; merges unchanged. Returns V. */
-static int write_roberta_vocab(const char *gpt2, const char *dir) {
-    char p[1024];
-    snprintf(p, sizeof p, "%s/vocab.json", gpt2);
-    char *vj = slurp(p, NULL);
-    snprintf(p, sizeof p, "%s/merges.txt", gpt2);
-    char *mt = slurp(p, NULL);
-    cJSON *in = vj ? cJSON_Parse(vj) : NULL;
-    if (!in || !mt) {
-        fprintf(stderr, "bench_yardstick: cannot read %s/vocab.json, merges.txt\n", gpt2);
-        exit(1);
-    }
-    cJSON *out = cJSON_CreateObject();
-    cJSON_AddNumberToObject(out, "<s>", 0);
-    cJSON_AddNumberToObject(out, "<pad>", 1);
-    cJSON_AddNumberToObject(out, "</s>", 2);
-    cJSON_AddNumberToObject(out, "<unk>", 3);
-    int V = 4, n = 0;
-    cJSON *e;
-    cJSON_ArrayForEach(e, in) {
-        if (!strcmp(e->string, "<|endoftext|>")) continue;
-        cJSON_AddNumberToObject(out, e->string, 4 + (int)e->valuedouble);
-        n++;
-    }
-    V += n;
-    cJSON_AddNumberToObject(out, "<mask>", V++);
-    char *txt = cJSON_PrintUnformatted(out);
-    snprintf(p, sizeof p, "%s/vocab.json", dir);
-    write_file(p, txt);
-    snprintf(p, sizeof p, "%s/merges.txt", dir);
-    write_file(p, mt);
-    free(txt);
-    cJSON_Delete(out);
-    cJSON_Delete(in);
-    free(vj);
-    free(mt);
-    return V;
-}
-
-static void write_encoder(const char *dir, const char *gpt2) {
-    mkdir(dir, 0755);
-    mk_enc_config c = {MK_ENC_ROBERTA, 0, 768, 12, 12, 3072, 514, 1, 1, 1e-5f};
-    c.vocab = write_roberta_vocab(gpt2, dir);
-    char p[1024];
-    char *cj = mk_enc_config_json(&c);
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    write_file(p, cj);
-    free(cj);
-    size_t n = mk_enc_n_params(&c);
-    float *block = malloc(n * sizeof(float)); /* (n) all encoder weights */
-    if (!block) die("out of memory");
-    for (size_t i = 0; i < n; i++) block[i] = 0.02f * randn_ish();
-    mk_enc_params ep;
-    mk_enc_point(&ep, block, &c);
-    for (int i = 0; i < c.hidden; i++) ep.emb_ln_w[i] = 1.0f;
-    for (size_t i = 0; i < (size_t)c.n_layers * c.hidden; i++) ep.ln1_w[i] = ep.ln2_w[i] = 1.0f;
-    mk_st_writer *w = mk_st_writer_new();
-    int nt = mk_enc_n_tensors(&c);
-    for (int i = 0; i < nt; i++) {
-        char name[128], full[160];
-        float *data;
-        int nd;
-        int64_t shape[2];
-        mk_enc_tensor(&c, &ep, i, name, &data, &nd, shape);
-        snprintf(full, sizeof full, "roberta.%s", name);
-        if (mk_st_w_tensor(w, full, MK_F32, data, nd, shape)) die("encoder tensor");
-    }
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    if (mk_st_w_write(w, p)) die(p);
-    mk_st_writer_free(w);
-    free(block);
-}
-
 static void dump_ids(FILE *f, const int32_t *ids, const float *mask, int n, int L) {
     int32_t h[2] = {n, L};
     fwrite(h, sizeof h, 1, f);
@@ -413,17 +304,30 @@ static void dump_ids(FILE *f, const int32_t *ids, const float *mask, int n, int 
     fwrite(mask, sizeof *mask, (size_t)n * L, f);
 }
 
+/* A RoBERTa-base-sized encoder directory (seeded: the same weights every time). */
+static void write_encoder(const char *dir, const char *gpt2) {
+    mkdir(dir, 0755);
+    mk_enc_config c = {MK_ENC_ROBERTA, 0, 768, 12, 12, 3072, 514, 1, 1, 1e-5f};
+    int real = 0;
+    c.vocab = bench_write_roberta_tokenizer(dir, gpt2, &real);
+    if (!real) {
+        fprintf(stderr, "bench_yardstick: cannot read %s/vocab.json, merges.txt\n", gpt2);
+        exit(1);
+    }
+    bench_write_roberta_encoder(dir, &c);
+}
+
 static void mode_edit(const char *dir, int n, const char *ids_out, const char *gpt2) {
     char p[1024];
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     struct stat st;
-    if (stat(p, &st) != 0) write_encoder(dir, gpt2); /* seeded: the same weights every time */
+    if (stat(p, &st) != 0) write_encoder(dir, gpt2);
     mk_editor_config ec;
     mk_editor_config_default(&ec);
     ec.R = 4096;
     ec.D = 768;
     mk_editor *ed = NULL;
-    if (mk_editor_init(&ec, dir, &ed)) die("editor init");
+    if (mk_editor_init(&ec, dir, &ed)) bench_die("editor init");
     static const char *cond[] = {"hypertension", "type 2 diabetes", "community-acquired pneumonia",
                                  "atrial fibrillation", "major depressive disorder", "asthma",
                                  "rheumatoid arthritis", "chronic kidney disease"};
@@ -443,25 +347,25 @@ static void mode_edit(const char *dir, int n, const char *ids_out, const char *g
     int32_t *ik, *iv;
     float *mk, *mv;
     int Lk, Lv;
-    double t0 = now();
+    double t0 = bench_now();
     if (mk_enc_tokenize_with(&ed->enc_cfg, ed->tok, (const char *const *)pr, n, &ik, &mk, &Lk) ||
         mk_enc_tokenize_with(&ed->enc_cfg, ed->tok, (const char *const *)ks, n, &iv, &mv, &Lv))
-        die("tokenize");
-    double t_tok = now() - t0;
+        bench_die("tokenize");
+    double t_tok = bench_now() - t0;
     FILE *f = fopen(ids_out, "wb");
-    if (!f) die(ids_out);
+    if (!f) bench_die(ids_out);
     dump_ids(f, ik, mk, n, Lk);
     dump_ids(f, iv, mv, n, Lv);
     fclose(f);
     double real = 0;
     for (int i = 0; i < n * Lk; i++) real += mk[i];
     for (int i = 0; i < n * Lv; i++) real += mv[i];
-    t0 = now();
-    if (mk_editor_keys(ed, (const char *const *)pr, n, keys)) die("keys");
-    double t_keys = now() - t0;
-    t0 = now();
-    if (mk_editor_values(ed, (const char *const *)pr, (const char *const *)tg, n, vals)) die("values");
-    double t_vals = now() - t0;
+    t0 = bench_now();
+    if (mk_editor_keys(ed, (const char *const *)pr, n, keys)) bench_die("keys");
+    double t_keys = bench_now() - t0;
+    t0 = bench_now();
+    if (mk_editor_values(ed, (const char *const *)pr, (const char *const *)tg, n, vals)) bench_die("values");
+    double t_vals = bench_now() - t0;
     printf("RESULT {\"mode\":\"edit\",\"tool\":\"medrek\",\"n\":%d,\"L_keys\":%d,\"L_values\":%d,"
            "\"real_tokens\":%.0f,\"tokenize_s\":%.6f,\"keys_s\":%.6f,\"values_s\":%.6f,"
            "\"total_s\":%.6f}\n", n, Lk, Lv, real, t_tok, t_keys, t_vals, t_keys + t_vals);
@@ -483,6 +387,7 @@ static void mode_edit(const char *dir, int n, const char *ids_out, const char *g
 }
 
 int main(int argc, char **argv) {
+    bench_prog = "bench_yardstick";
     const char *gpt2_default = "tests/data/tok/gpt2";
     if (argc == 5 && !strcmp(argv[1], "gen") && atoi(argv[3]) < 2) {
         fprintf(stderr, "bench_yardstick: gen needs NPROMPT >= 2\n");
