@@ -21,23 +21,93 @@ static const char *USAGE =
     "                     whose target differs (default: report them and write nothing)\n"
     "  --threshold X      cosine similarity counted as a conflict (default 0.98)\n"
     "  --dry-run          encode and check conflicts, write nothing\n"
+    "  --keep-duplicates  also store requests whose prompt and target equal an active\n"
+    "                     edit's or an earlier request's (default: skip them, say so)\n"
     "Prints how many edits were added, their ids, the time and the rate.\n";
 
 static void on_progress(void *ud, int64_t done, int64_t total) {
     cli_progress_update(ud, done, total);
 }
 
+/* ---- exact duplicates: same prompt and target as an active edit, or as an
+ * earlier request of the same file. They would add nothing but clutter,
+ * so they are dropped (and said) unless --keep-duplicates. ---- */
+typedef struct {
+    const char *prompt, *target;
+    int64_t id;  /* active edit id, or 0 for an incoming request */
+    int64_t idx; /* request index (incoming), or -1 */
+} dup_entry;
+
+static int cmp_dup(const void *a, const void *b) {
+    const dup_entry *x = a, *y = b;
+    int c = strcmp(x->prompt, y->prompt);
+    if (!c) c = strcmp(x->target, y->target);
+    if (!c) c = (x->id == 0) - (y->id == 0); /* active edits first */
+    if (!c) c = (x->idx > y->idx) - (x->idx < y->idx);
+    return c;
+}
+
+/* Remove duplicates from reqs (compacting it); returns the new count or -1
+ * (library error, message set). */
+static int64_t drop_duplicates(mk_kb *kb, mk_edit_request *reqs, int64_t n) {
+    mk_edit_request *act = NULL;
+    int64_t na = 0, kept = 0;
+    if (mk_kb_list(kb, MK_EDIT_ACTIVE, 0, &act, &na)) return -1;
+    dup_entry *e = malloc((size_t)(na + n) * sizeof *e);
+    char *drop = calloc((size_t)n, 1);
+    if (!e || !drop) {
+        free(e);
+        free(drop);
+        mk_edit_requests_free(act, na);
+        mk_fail(MK_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    for (int64_t i = 0; i < na; i++) e[i] = (dup_entry){act[i].prompt, act[i].target_new, act[i].id, -1};
+    for (int64_t i = 0; i < n; i++) e[na + i] = (dup_entry){reqs[i].prompt, reqs[i].target_new, 0, i};
+    qsort(e, (size_t)(na + n), sizeof *e, cmp_dup);
+    for (int64_t i = 1; i < na + n; i++) {
+        const dup_entry *a = &e[i - 1], *b = &e[i];
+        if (b->id || strcmp(a->prompt, b->prompt) || strcmp(a->target, b->target)) continue;
+        /* e[i] is an incoming duplicate of e[i-1] (an active edit or an
+         * earlier request); the first of a run names what it repeats */
+        const dup_entry *first = a;
+        while (first > e && !strcmp(first[-1].prompt, b->prompt) && !strcmp(first[-1].target, b->target)) first--;
+        drop[b->idx] = 1;
+        if (first->id)
+            fprintf(stderr, "medrek edit: skipping request #%lld: same prompt and target as active edit %lld\n",
+                    (long long)b->idx + 1, (long long)first->id);
+        else
+            fprintf(stderr, "medrek edit: skipping request #%lld: repeats request #%lld\n",
+                    (long long)b->idx + 1, (long long)first->idx + 1);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (drop[i]) {
+            mk_edit_request_clear(&reqs[i]);
+            continue;
+        }
+        if (kept != i) {
+            reqs[kept] = reqs[i];
+            memset(&reqs[i], 0, sizeof reqs[i]);
+        }
+        kept++;
+    }
+    free(e);
+    free(drop);
+    mk_edit_requests_free(act, na);
+    return kept;
+}
+
 int cmd_edit(int argc, char **argv) {
     const char *kbp = NULL, *model = NULL, *edp = NULL, *file = NULL, *reason = NULL;
     const char *author = getenv("USER");
-    int supersede = 0, dry = 0;
+    int supersede = 0, dry = 0, keep_dups = 0;
     float threshold = MK_KB_CONFLICT_THRESHOLD;
     cli_opt opts[] = {
         {"--kb", CLI_STR, &kbp},         {"--model", CLI_STR, &model},
         {"--editor", CLI_STR, &edp},     {"--file", CLI_STR, &file},
         {"--author", CLI_STR, &author},  {"--reason", CLI_STR, &reason},
         {"--supersede", CLI_FLAG, &supersede}, {"--threshold", CLI_FLOAT, &threshold},
-        {"--dry-run", CLI_FLAG, &dry},
+        {"--dry-run", CLI_FLAG, &dry},   {"--keep-duplicates", CLI_FLAG, &keep_dups},
     };
     int r = cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, USAGE);
     if (r == 1) return 0;
@@ -63,6 +133,19 @@ int cmd_edit(int argc, char **argv) {
         goto done;
     }
     if ((rc = mk_session_open(kbp, model, edp, MK_SESSION_NO_LLM_TOKENIZER, &s))) goto lib_fail;
+    if (!keep_dups) {
+        int64_t n0 = n;
+        if ((n = drop_duplicates(s->kb, reqs, n)) < 0) {
+            n = n0; /* reqs untouched on failure */
+            rc = MK_ERR_NOMEM;
+            goto lib_fail;
+        }
+        if (n == 0) {
+            printf("nothing new: all %lld requests repeat active edits or each other\n", (long long)n0);
+            ret = 0;
+            goto done;
+        }
+    }
     const mk_editor_config *c = &s->ed->cfg;
     fprintf(stderr, "medrek edit: %lld edits from %s; editor %s (%s, T=%d, R=%d, D=%d); "
             "%lld active edits in %s\n", (long long)n, file, s->editor_fp,
@@ -75,6 +158,25 @@ int cmd_edit(int argc, char **argv) {
     if ((rc = mk_session_encode(s, reqs, n, &keys, &prompts, on_progress, &prog))) goto lib_fail;
     te = cli_now() - te;
 
+    /* Two requests of this batch that say different things about the same
+     * question cannot both be applied: refuse before writing. */
+    {
+        mk_kb_conflict *self = NULL;
+        int64_t n_self = 0;
+        if ((rc = mk_edit_requests_self_conflicts(reqs, keys, n, c->R, threshold, &self, &n_self)))
+            goto lib_fail;
+        if (n_self) {
+            fprintf(stderr, "medrek edit: %lld pair(s) of requests contradict each other; nothing written:\n",
+                    (long long)n_self);
+            for (int64_t i = 0; i < n_self; i++)
+                fprintf(stderr, "  #%lld \"%s\" -> \"%s\" vs #%lld -> \"%s\" (cosine %.4f)\n",
+                        (long long)self[i].incoming + 1, reqs[self[i].incoming].prompt,
+                        reqs[self[i].incoming].target_new, (long long)self[i].existing_id + 1,
+                        reqs[self[i].existing_id].target_new, self[i].similarity);
+            free(self);
+            goto done;
+        }
+    }
     /* Conflicts are checked against the active edits before anything is
      * written (rows from lead: the prototype row is not an edit). */
     if ((rc = mk_kb_find_conflicts(s->kb, &s->act, reqs, keys, n, threshold, &conf, &n_conf)))
