@@ -45,5 +45,15 @@ $M kb revert 3 --kb "$OUT/kb.db" --author demo --reason "withdrawn"
 $M kb history --kb "$OUT/kb.db"
 $M kb stats --kb "$OUT/kb.db"
 $M kb export --kb "$OUT/kb.db" --out "$OUT/export.jsonl" && wc -l "$OUT/export.jsonl"
+
+step "medrek train (a few steps of the MedREK losses, spec 7) and medrek eval (spec 8)"
+DATA=tests/data/eval/items.json
+if [[ -f ../shared/datasets/medversa/train.json ]]; then DATA=../shared/datasets/medversa/train.json; fi
+$M train --model "$LLM" --editor "$OUT/editor.safetensors" --data "$DATA" --out "$OUT/trained.safetensors" \
+   --steps 4 --batch 4 --lr 1e-4 --log-every 1
+EVAL=tests/data/eval/items.json
+if [[ -f ../shared/datasets/medversa/test.json ]]; then EVAL=../shared/datasets/medversa/test.json; fi
+$M eval --model "$LLM" --editor "$OUT/trained.safetensors" --data "$EVAL" --limit 20 --mode batch --n 10 \
+   --fluency-tokens 20 --out "$OUT/eval.json"
 echo
 echo "demo: done (files in $OUT)"
