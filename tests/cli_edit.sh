@@ -30,6 +30,7 @@ expect_io "duplicates skipped" 0 "added 1 edits" "same prompt and target as acti
     edit --file "$TMP/dup.jsonl"
 expect_io "repeat inside the file named" 0 "dry run: 2 edits" "repeats request #2" -- \
     "$BIN" edit --kb "$TMP/other.db" --model "$LLM" --editor "$ED" --file "$TMP/dup.jsonl" --dry-run
+check_eval "a dry run leaves no new knowledge base" '[ ! -e "$TMP/other.db" ]'
 expect_io "--keep-duplicates keeps them" 0 "dry run: 3 edits" "" -- edit --file "$TMP/dup.jsonl" --dry-run --keep-duplicates
 check_eval "three active" '[ "$(active)" = 3 ]'
 expect_io "nothing new" 0 "nothing new" "" -- edit --file "$TMP/dup.jsonl"

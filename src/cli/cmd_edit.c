@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../core/error.h"
 #include "../store/session.h"
@@ -127,6 +128,8 @@ int cmd_edit(int argc, char **argv) {
     int rc, ret = 1;
     double t0 = cli_now();
 
+    /* a dry or failed run leaves no file behind, not even a new empty base */
+    int kb_existed = access(kbp, F_OK) == 0;
     if ((rc = mk_edit_requests_parse_file(file, &reqs, &n))) goto lib_fail;
     if (n == 0) {
         fprintf(stderr, "medrek edit: %s: no edits in the file\n", file);
@@ -238,6 +241,14 @@ done:
     free(prompts);
     mk_session_close(s);
     mk_edit_requests_free(reqs, n);
+    if (!kb_existed && (dry || ret != 0)) { /* nothing was added to a new base */
+        char side[4096];
+        unlink(kbp);
+        snprintf(side, sizeof side, "%s-wal", kbp);
+        unlink(side);
+        snprintf(side, sizeof side, "%s-shm", kbp);
+        unlink(side);
+    }
     return ret;
 }
 
