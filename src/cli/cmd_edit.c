@@ -98,6 +98,21 @@ static int64_t drop_duplicates(mk_kb *kb, mk_edit_request *reqs, int64_t n) {
     return kept;
 }
 
+/* 1 when path is a knowledge base with no batch at all (safe to remove:
+ * another process may have created and filled it meanwhile). */
+static int kb_is_empty(const char *path) {
+    mk_kb *kb = NULL;
+    mk_kb_stats st;
+    int empty = 0;
+    if (mk_kb_open(path, MK_KB_READONLY, &kb) != MK_OK) return 0;
+    if (mk_kb_get_stats(kb, &st) == MK_OK) {
+        empty = st.n_batches == 0 && st.n_history == 0;
+        mk_kb_stats_free(&st);
+    }
+    mk_kb_close(kb);
+    return empty;
+}
+
 int cmd_edit(int argc, char **argv) {
     const char *kbp = NULL, *model = NULL, *edp = NULL, *file = NULL, *reason = NULL;
     const char *author = getenv("USER");
@@ -241,7 +256,7 @@ done:
     free(prompts);
     mk_session_close(s);
     mk_edit_requests_free(reqs, n);
-    if (!kb_existed && (dry || ret != 0)) { /* nothing was added to a new base */
+    if (!kb_existed && (dry || ret != 0) && kb_is_empty(kbp)) { /* created by this run */
         char side[4096];
         unlink(kbp);
         snprintf(side, sizeof side, "%s-wal", kbp);
