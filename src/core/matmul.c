@@ -137,8 +137,7 @@ static inline float hsum8(__m256 v) {
 /* Fused dequantise-dot of one stored row (K elements) with x (K): the
  * weight is read once, straight from the mapping, and never written out.
  * The SIMD loops keep four independent accumulators so the FMA latency
- * does not serialise them; block types scale each weight (d * q, exactly
- * as mk_dequantize does) before the multiply-add. */
+ * does not serialise them. */
 static float dot_f16(const uint8_t *row, const float *x, int K) {
     int i = 0;
     float s = 0;
@@ -186,26 +185,64 @@ static float dot_bf16(const uint8_t *row, const float *x, int K) {
 #define Q8_0_BYTES 34 /* f16 scale + 32 int8 */
 #define Q4_0_BYTES 18 /* f16 scale + 16 bytes of nibbles */
 
+/* The block types sum q_j * x_j over a block of 32 in float, then scale
+ * that block sum by d once: one multiply per block instead of one per
+ * weight, still float activations (no int8 rounding of x), so the result
+ * stays within float rounding of the product on dequantised weights. */
+#ifdef MK_DOT_AVX2
+/* 8 int8 / 8 uint8 at p, widened to int32 (the memory form of the
+ * widening, which is cheaper than widening a register on Zen 3) */
+static inline __m256i ld_i8x8(const uint8_t *p) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
+static inline __m256i ld_u8x8(const uint8_t *p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
+
+/* sum over one block of w_j * x_j, w given as four groups of 8 int32 in
+ * element order; two partial sums keep the dependency chain short */
+static inline __m256 block_dot(__m256i w0, __m256i w1, __m256i w2, __m256i w3, const float *x) {
+    __m256 p0 = _mm256_mul_ps(_mm256_cvtepi32_ps(w0), _mm256_loadu_ps(x));
+    __m256 p1 = _mm256_mul_ps(_mm256_cvtepi32_ps(w1), _mm256_loadu_ps(x + 8));
+    p0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w2), _mm256_loadu_ps(x + 16), p0);
+    p1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w3), _mm256_loadu_ps(x + 24), p1);
+    return _mm256_add_ps(p0, p1);
+}
+
+static inline __m256 q8_block(const uint8_t *blk, const float *x) {
+    return block_dot(ld_i8x8(blk + 2), ld_i8x8(blk + 10), ld_i8x8(blk + 18), ld_i8x8(blk + 26), x);
+}
+
+/* byte j holds element j (low nibble) and j+16 (high nibble), each + 8 */
+static inline __m256 q4_block(const uint8_t *blk, const float *x) {
+    const __m256i eight = _mm256_set1_epi32(8), low = _mm256_set1_epi32(15);
+    __m256i b0 = ld_u8x8(blk + 2), b1 = ld_u8x8(blk + 10); /* bytes 0..7, 8..15 */
+    return block_dot(_mm256_sub_epi32(_mm256_and_si256(b0, low), eight),
+                     _mm256_sub_epi32(_mm256_and_si256(b1, low), eight),
+                     _mm256_sub_epi32(_mm256_srli_epi32(b0, 4), eight),
+                     _mm256_sub_epi32(_mm256_srli_epi32(b1, 4), eight), x);
+}
+#endif
+
 static float dot_q8_0(const uint8_t *row, const float *x, int K) {
     int nb = K / MK_QK;
 #ifdef MK_DOT_AVX2
-    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-    for (int b = 0; b < nb; b++, row += Q8_0_BYTES, x += MK_QK) {
-        __m256 d = _mm256_set1_ps(half_to_float(row));
-        for (int j = 0; j < 4; j++) {
-            __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(row + 2 + 8 * j)));
-            __m256 w = _mm256_mul_ps(d, _mm256_cvtepi32_ps(q));
-            a[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 8 * j), a[j]);
-        }
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 2 <= nb; b += 2, row += 2 * Q8_0_BYTES, x += 2 * MK_QK) {
+        __m256 s0 = q8_block(row, x), s1 = q8_block(row + Q8_0_BYTES, x + MK_QK);
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row)), s0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row + Q8_0_BYTES)), s1, a1);
     }
-    return hsum8(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+    if (b < nb) a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row)), q8_block(row, x), a0);
+    return hsum8(_mm256_add_ps(a0, a1));
 #else
     float acc = 0;
     for (int b = 0; b < nb; b++, row += Q8_0_BYTES, x += MK_QK) {
         const int8_t *q = (const int8_t *)(row + 2);
-        float d = half_to_float(row);
-        for (int j = 0; j < MK_QK; j++) acc += d * (float)q[j] * x[j];
+        float s = 0;
+        for (int j = 0; j < MK_QK; j++) s += (float)q[j] * x[j];
+        acc += half_to_float(row) * s;
     }
     return acc;
 #endif
@@ -214,31 +251,23 @@ static float dot_q8_0(const uint8_t *row, const float *x, int K) {
 static float dot_q4_0(const uint8_t *row, const float *x, int K) {
     int nb = K / MK_QK;
 #ifdef MK_DOT_AVX2
-    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-    const __m256i eight = _mm256_set1_epi32(8), low = _mm256_set1_epi32(15);
-    for (int b = 0; b < nb; b++, row += Q4_0_BYTES, x += MK_QK) {
-        __m256 d = _mm256_set1_ps(half_to_float(row));
-        for (int j = 0; j < 2; j++) {
-            /* bytes 8j..8j+7: low nibbles are elements 8j.., high ones 16+8j.. */
-            __m256i by = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(row + 2 + 8 * j)));
-            __m256i lo = _mm256_sub_epi32(_mm256_and_si256(by, low), eight);
-            __m256i hi = _mm256_sub_epi32(_mm256_srli_epi32(by, 4), eight);
-            __m256 wl = _mm256_mul_ps(d, _mm256_cvtepi32_ps(lo));
-            __m256 wh = _mm256_mul_ps(d, _mm256_cvtepi32_ps(hi));
-            a[j] = _mm256_fmadd_ps(wl, _mm256_loadu_ps(x + 8 * j), a[j]);
-            a[2 + j] = _mm256_fmadd_ps(wh, _mm256_loadu_ps(x + MK_QK / 2 + 8 * j), a[2 + j]);
-        }
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 2 <= nb; b += 2, row += 2 * Q4_0_BYTES, x += 2 * MK_QK) {
+        __m256 s0 = q4_block(row, x), s1 = q4_block(row + Q4_0_BYTES, x + MK_QK);
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row)), s0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row + Q4_0_BYTES)), s1, a1);
     }
-    return hsum8(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+    if (b < nb) a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row)), q4_block(row, x), a0);
+    return hsum8(_mm256_add_ps(a0, a1));
 #else
     float acc = 0;
     for (int b = 0; b < nb; b++, row += Q4_0_BYTES, x += MK_QK) {
         const uint8_t *qs = row + 2;
-        float d = half_to_float(row);
+        float s = 0;
         for (int j = 0; j < MK_QK / 2; j++)
-            acc += d * (float)((qs[j] & 15) - 8) * x[j] +
-                   d * (float)((qs[j] >> 4) - 8) * x[j + MK_QK / 2];
+            s += (float)((qs[j] & 15) - 8) * x[j] + (float)((qs[j] >> 4) - 8) * x[j + MK_QK / 2];
+        acc += half_to_float(row) * s;
     }
     return acc;
 #endif
