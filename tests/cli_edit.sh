@@ -43,6 +43,14 @@ J
 expect_io "contradiction refused" 1 "" "contradict each other; nothing written" -- edit --file "$TMP/contra.jsonl"
 check_eval "contradiction wrote nothing" '[ "$(active)" = 3 ]'
 
+cat >"$TMP/contra2.jsonl" <<'J'
+{"prompt": "The antidote for heparin overdose is", "target_new": "protamine sulfate"}
+{"prompt": "The first-line drug for gout flares is", "target_new": "colchicine"}
+{"prompt": "The first-line drug for gout flares is", "target_new": "allopurinol"}
+J
+expect_io "messages keep the file's numbering after a skipped duplicate" 1 "" '#3 .* vs #2' -- \
+    edit --file "$TMP/contra2.jsonl"
+
 echo '{"prompt": "The antidote for heparin overdose is", "target_new": "naloxone"}' >"$TMP/conf.jsonl"
 expect_io "conflict refused" 1 "" "conflict(s) with active edits; nothing written" -- edit --file "$TMP/conf.jsonl"
 expect_io "dry run writes nothing" 0 "dry run" "" -- edit --file "$TMP/conf.jsonl" --dry-run --supersede

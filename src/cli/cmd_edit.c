@@ -48,9 +48,10 @@ static int cmp_dup(const void *a, const void *b) {
     return c;
 }
 
-/* Remove duplicates from reqs (compacting it); returns the new count or -1
- * (library error, message set). */
-static int64_t drop_duplicates(mk_kb *kb, mk_edit_request *reqs, int64_t n) {
+/* Remove duplicates from reqs (compacting it; orig[k] receives the file
+ * position of kept request k); returns the new count or -1 (library error,
+ * message set, reqs untouched). */
+static int64_t drop_duplicates(mk_kb *kb, mk_edit_request *reqs, int64_t n, int64_t *orig) {
     mk_edit_request *act = NULL;
     int64_t na = 0, kept = 0;
     if (mk_kb_list(kb, MK_EDIT_ACTIVE, 0, &act, &na)) return -1;
@@ -90,7 +91,7 @@ static int64_t drop_duplicates(mk_kb *kb, mk_edit_request *reqs, int64_t n) {
             reqs[kept] = reqs[i];
             memset(&reqs[i], 0, sizeof reqs[i]);
         }
-        kept++;
+        orig[kept++] = i;
     }
     free(e);
     free(drop);
@@ -138,7 +139,7 @@ int cmd_edit(int argc, char **argv) {
     int64_t n = 0, batch = 0, n_conf = 0;
     mk_session *s = NULL;
     float *keys = NULL, *prompts = NULL;
-    int64_t *ids = NULL;
+    int64_t *ids = NULL, *orig = NULL; /* orig: file position of each request kept */
     mk_kb_conflict *conf = NULL;
     int rc, ret = 1;
     double t0 = cli_now();
@@ -151,9 +152,14 @@ int cmd_edit(int argc, char **argv) {
         goto done;
     }
     if ((rc = mk_session_open(kbp, model, edp, MK_SESSION_NO_LLM_TOKENIZER, &s))) goto lib_fail;
+    if (!(orig = malloc((size_t)n * sizeof *orig))) {
+        rc = mk_fail(MK_ERR_NOMEM, "out of memory");
+        goto lib_fail;
+    }
+    for (int64_t i = 0; i < n; i++) orig[i] = i;
     if (!keep_dups) {
         int64_t n0 = n;
-        if ((n = drop_duplicates(s->kb, reqs, n)) < 0) {
+        if ((n = drop_duplicates(s->kb, reqs, n, orig)) < 0) {
             n = n0; /* reqs untouched on failure */
             rc = MK_ERR_NOMEM;
             goto lib_fail;
@@ -188,8 +194,8 @@ int cmd_edit(int argc, char **argv) {
                     (long long)n_self);
             for (int64_t i = 0; i < n_self; i++)
                 fprintf(stderr, "  #%lld \"%s\" -> \"%s\" vs #%lld -> \"%s\" (cosine %.4f)\n",
-                        (long long)self[i].incoming + 1, reqs[self[i].incoming].prompt,
-                        reqs[self[i].incoming].target_new, (long long)self[i].existing_id + 1,
+                        (long long)orig[self[i].incoming] + 1, reqs[self[i].incoming].prompt,
+                        reqs[self[i].incoming].target_new, (long long)orig[self[i].existing_id] + 1,
                         reqs[self[i].existing_id].target_new, self[i].similarity);
             free(self);
             goto done;
@@ -207,7 +213,7 @@ int cmd_edit(int argc, char **argv) {
             memset(&old, 0, sizeof old);
             int g = mk_kb_get(s->kb, conf[i].existing_id, &old);
             fprintf(stderr, "  incoming #%lld \"%s\" -> \"%s\" vs edit %lld -> \"%s\" (cosine %.4f)\n",
-                    (long long)conf[i].incoming + 1, reqs[conf[i].incoming].prompt,
+                    (long long)orig[conf[i].incoming] + 1, reqs[conf[i].incoming].prompt,
                     reqs[conf[i].incoming].target_new, (long long)conf[i].existing_id,
                     g == MK_OK && old.target_new ? old.target_new : "?", conf[i].similarity);
             mk_edit_request_clear(&old);
@@ -252,6 +258,7 @@ lib_fail:
 done:
     free(conf);
     free(ids);
+    free(orig);
     free(keys);
     free(prompts);
     mk_session_close(s);
