@@ -224,19 +224,30 @@ static inline __m256 q4_block(const uint8_t *blk, const float *x) {
 }
 #endif
 
-static float dot_q8_0(const uint8_t *row, const float *x, int K) {
-    int nb = K / MK_QK;
 #ifdef MK_DOT_AVX2
+/* Sum over the blocks of a Q8_0 / Q4_0 row: d * (q . x) per block, two
+ * blocks per step in independent accumulators. Always inlined so the block
+ * function is a constant in each caller. */
+static inline __attribute__((always_inline)) float
+dot_blocks(const uint8_t *row, const float *x, int K, size_t bytes,
+           __m256 (*block)(const uint8_t *, const float *)) {
+    int nb = K / MK_QK, b = 0;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int b = 0;
-    for (; b + 2 <= nb; b += 2, row += 2 * Q8_0_BYTES, x += 2 * MK_QK) {
-        __m256 s0 = q8_block(row, x), s1 = q8_block(row + Q8_0_BYTES, x + MK_QK);
+    for (; b + 2 <= nb; b += 2, row += 2 * bytes, x += 2 * MK_QK) {
+        __m256 s0 = block(row, x), s1 = block(row + bytes, x + MK_QK);
         a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row)), s0, a0);
-        a1 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row + Q8_0_BYTES)), s1, a1);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row + bytes)), s1, a1);
     }
-    if (b < nb) a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row)), q8_block(row, x), a0);
+    if (b < nb) a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row)), block(row, x), a0);
     return hsum8(_mm256_add_ps(a0, a1));
+}
+#endif
+
+static float dot_q8_0(const uint8_t *row, const float *x, int K) {
+#ifdef MK_DOT_AVX2
+    return dot_blocks(row, x, K, Q8_0_BYTES, q8_block);
 #else
+    int nb = K / MK_QK;
     float acc = 0;
     for (int b = 0; b < nb; b++, row += Q8_0_BYTES, x += MK_QK) {
         const int8_t *q = (const int8_t *)(row + 2);
@@ -249,18 +260,10 @@ static float dot_q8_0(const uint8_t *row, const float *x, int K) {
 }
 
 static float dot_q4_0(const uint8_t *row, const float *x, int K) {
-    int nb = K / MK_QK;
 #ifdef MK_DOT_AVX2
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int b = 0;
-    for (; b + 2 <= nb; b += 2, row += 2 * Q4_0_BYTES, x += 2 * MK_QK) {
-        __m256 s0 = q4_block(row, x), s1 = q4_block(row + Q4_0_BYTES, x + MK_QK);
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row)), s0, a0);
-        a1 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row + Q4_0_BYTES)), s1, a1);
-    }
-    if (b < nb) a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(row)), q4_block(row, x), a0);
-    return hsum8(_mm256_add_ps(a0, a1));
+    return dot_blocks(row, x, K, Q4_0_BYTES, q4_block);
 #else
+    int nb = K / MK_QK;
     float acc = 0;
     for (int b = 0; b < nb; b++, row += Q4_0_BYTES, x += MK_QK) {
         const uint8_t *qs = row + 2;
