@@ -225,6 +225,20 @@ static int vec_sizes(const char *path, int64_t R, int64_t T, int64_t D, size_t *
     return MK_OK;
 }
 
+/* Bind edit i's fingerprint, R, T, D, key and prompts to the six
+ * consecutive parameters from col (insert and re-encode store the same). */
+static int bind_vectors(const mk_kb *kb, sqlite3_stmt *st, int col, const mk_kb_vectors *vec,
+                        int64_t i, size_t kbytes, size_t pbytes) {
+    sqlite3_bind_text(st, col, vec->fingerprint, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, col + 1, vec->R);
+    sqlite3_bind_int64(st, col + 2, vec->T);
+    sqlite3_bind_int64(st, col + 3, vec->D);
+    if (bind_floats(st, col + 4, vec->keys + (size_t)i * (kbytes / 4), kbytes / 4) ||
+        bind_floats(st, col + 5, vec->prompts + (size_t)i * (pbytes / 4), pbytes / 4))
+        return mk_fail(MK_ERR_NOMEM, "%s: out of memory", kb->path);
+    return MK_OK;
+}
+
 static int add_history(mk_kb *kb, sqlite3_stmt *st, const char *when, int64_t when_unix,
                        const char *action, int64_t edit_id, int64_t batch_id, const char *author,
                        const char *reason, const char *detail) {
@@ -594,15 +608,7 @@ int mk_kb_insert(mk_kb *kb, const mk_edit_request *reqs, int64_t n,
         const char *reason = keep ? r->reason : args->reason;
         bind_opt_text(st_e, 16, reason && *reason ? reason : NULL);
         if (vec) {
-            sqlite3_bind_text(st_e, 17, vec->fingerprint, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st_e, 18, vec->R);
-            sqlite3_bind_int64(st_e, 19, vec->T);
-            sqlite3_bind_int64(st_e, 20, vec->D);
-            if (bind_floats(st_e, 21, vec->keys + (size_t)i * (kbytes / 4), kbytes / 4) ||
-                bind_floats(st_e, 22, vec->prompts + (size_t)i * (pbytes / 4), pbytes / 4)) {
-                rc = mk_fail(MK_ERR_NOMEM, "%s: out of memory", kb->path);
-                goto fail;
-            }
+            if ((rc = bind_vectors(kb, st_e, 17, vec, i, kbytes, pbytes))) goto fail;
         } else {
             for (int k = 18; k <= 20; k++) sqlite3_bind_int(st_e, k, 0);
         }
@@ -826,15 +832,7 @@ int mk_kb_set_vectors(mk_kb *kb, const int64_t *ids, int64_t n, const mk_kb_vect
         goto fail;
     for (int64_t i = 0; i < n; i++) {
         sqlite3_reset(st_u);
-        sqlite3_bind_text(st_u, 1, vec->fingerprint, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st_u, 2, vec->R);
-        sqlite3_bind_int64(st_u, 3, vec->T);
-        sqlite3_bind_int64(st_u, 4, vec->D);
-        if (bind_floats(st_u, 5, vec->keys + (size_t)i * (kbytes / 4), kbytes / 4) ||
-            bind_floats(st_u, 6, vec->prompts + (size_t)i * (pbytes / 4), pbytes / 4)) {
-            rc = mk_fail(MK_ERR_NOMEM, "%s: out of memory", kb->path);
-            goto fail;
-        }
+        if ((rc = bind_vectors(kb, st_u, 1, vec, i, kbytes, pbytes))) goto fail;
         sqlite3_bind_int64(st_u, 7, ids[i]);
         if (sqlite3_step(st_u) != SQLITE_DONE) { rc = db_fail(kb, "writing vectors"); goto fail; }
         if (sqlite3_changes(kb->db) != 1) {
