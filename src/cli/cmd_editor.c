@@ -159,7 +159,7 @@ static int cmd_info(int argc, char **argv) {
     size_t n_pe = mk_penc_n_params(&ed->pe_cfg);
     printf("editor          %s\n", pos[0]);
     printf("format          %s version %d\n", MK_EDITOR_FORMAT, MK_EDITOR_VERSION);
-    printf("fingerprint     %s\n", mk_editor_fingerprint(ed));
+    printf("fingerprint     %s\n", ed->fp); /* computed by mk_editor_load */
     printf("prompt_encoder  %s%s\n", mk_penc_kind_name(ed->cfg.kind),
            ed->cfg.kind == MK_PENC_ATTN ? " (MedREK, faithful: one key token)" : " (RECIPE)");
     printf("prompt_tokens   %d\n", ed->cfg.T);

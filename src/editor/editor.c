@@ -521,8 +521,9 @@ int mk_editor_load(const char *path, mk_editor **out) {
                      path, mk_st_n_tensors(st), n_tensors(ed));
         goto fail;
     }
-    const char *fp = mk_st_meta(st, "fingerprint");
-    if (fp && strcmp(fp, mk_editor_fingerprint(ed))) {
+    /* computed once here: callers read ed->fp instead of hashing again */
+    const char *fp = mk_st_meta(st, "fingerprint"), *have = mk_editor_fingerprint(ed);
+    if (fp && strcmp(fp, have)) {
         rc = mk_fail(MK_ERR_FORMAT,
                      "%s: the parameters do not match the stored fingerprint %s (computed %s): "
                      "the file was modified or corrupted",

@@ -93,7 +93,9 @@ typedef struct mk_editor {
 int mk_editor_init(const mk_editor_config *cfg, const char *encoder_path, mk_editor **out);
 /* One safetensors file, written atomically. */
 int mk_editor_save(const mk_editor *ed, const char *path);
-/* Validates format, version, metadata, every tensor's presence and shape. */
+/* Validates format, version, metadata, every tensor's presence and shape,
+ * and the stored fingerprint; leaves the fingerprint in ed->fp (no need to
+ * hash the parameters again until they change). */
 int mk_editor_load(const char *path, mk_editor **out);
 void mk_editor_free(mk_editor *ed);
 

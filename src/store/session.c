@@ -47,7 +47,7 @@ int mk_session_open(const char *kb_path, const char *model_path, const char *edi
         rc = mk_fail_ctx(rc, "%s does not fit %s", editor_path, model_path);
         goto fail;
     }
-    s->editor_fp = mk_editor_fingerprint(s->ed);
+    s->editor_fp = s->ed->fp; /* computed by mk_editor_load */
     int kflags = (flags & MK_SESSION_READONLY) ? MK_KB_READONLY : MK_KB_CREATE;
     if ((rc = mk_kb_open(kb_path, kflags, &s->kb))) goto fail;
     if (!(flags & MK_SESSION_NO_LOAD) && (rc = mk_session_reload(s))) goto fail;
