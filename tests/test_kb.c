@@ -117,6 +117,22 @@ static void basic(void) {
     mk_kb_active_free(&act);
     CHECK(mk_kb_load_active(kb, fp, 16, 0, 0, 1, &act) == MK_ERR_MISMATCH);
 
+    /* Keys only (the question path) and one edit's prompts on demand: the
+     * inserted vectors, bit-exact. */
+    CHECK_OK(mk_kb_load_active_keys(kb, fp, 0, 0, 0, 1, &act));
+    CHECK(act.n == 8 && act.prompts == NULL && act.T == T && act.D == D);
+    if (act.n == 8) {
+        CHECK(!memcmp(act.keys + R, va.keys, (size_t)(5 * R) * 4));
+        CHECK(!memcmp(act.keys + 6 * R, vb.keys, (size_t)(3 * R) * 4));
+    }
+    mk_kb_active_free(&act);
+    float pr[2 * 4];
+    CHECK_OK(mk_kb_get_prompts(kb, idb[1], fp, T, D, pr));
+    CHECK(!memcmp(pr, vb.prompts + T * D, (size_t)(T * D) * 4));
+    CHECK(mk_kb_get_prompts(kb, idb[1], "ffff0000", T, D, pr) == MK_ERR_MISMATCH);
+    CHECK(mk_kb_get_prompts(kb, 9999, fp, T, D, pr) == MK_ERR_NOTFOUND);
+    CHECK(mk_kb_get_prompts(kb, idb[1], fp, T + 1, D, pr) == MK_ERR_FORMAT);
+
     /* Get: every field. */
     mk_edit_request e;
     CHECK_OK(mk_kb_get(kb, ida[0], &e));

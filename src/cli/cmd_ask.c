@@ -85,7 +85,7 @@ int cmd_ask(int argc, char **argv) {
         fprintf(stderr, "medrek ask: out of memory\n");
         goto done;
     }
-    if ((rc = mk_retr_gather(&s->rkb, &res, 0, prefix, rk * T, &n_vecs))) {
+    if ((rc = mk_session_prefix(s, &res, 0, prefix, rk * T, &n_vecs))) {
         ret = cli_die_lib("ask", rc);
         goto done;
     }

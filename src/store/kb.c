@@ -879,8 +879,10 @@ static size_t nbytes3(int64_t a, int64_t b, int64_t c, size_t size) {
     return r;
 }
 
-int mk_kb_load_active(mk_kb *kb, const char *fingerprint, int64_t R, int64_t T, int64_t D,
-                      int64_t lead, mk_kb_active *out) {
+/* with_prompts = 0: keys only (the question path needs just the prompts of
+ * the edits it retrieves; see mk_kb_get_prompts). */
+static int load_active(mk_kb *kb, const char *fingerprint, int64_t R, int64_t T, int64_t D,
+                       int64_t lead, int with_prompts, mk_kb_active *out) {
     int rc;
     sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof *out);
@@ -941,6 +943,7 @@ int mk_kb_load_active(mk_kb *kb, const char *fingerprint, int64_t R, int64_t T, 
     }
     out->ids = calloc((size_t)rows + 1, sizeof *out->ids);
     out->keys = kbytes ? malloc(kbytes) : NULL;
+    if (!with_prompts) pbytes = 0;
     out->prompts = pbytes ? malloc(pbytes) : NULL;
     if (!out->ids || (kbytes && !out->keys) || (pbytes && !out->prompts)) {
         rc = mk_fail(MK_ERR_NOMEM, "%s: out of memory loading %lld edits (%.1f MB of vectors)", kb->path,
@@ -970,7 +973,7 @@ int mk_kb_load_active(mk_kb *kb, const char *fingerprint, int64_t R, int64_t T, 
         size_t kl = (size_t)sqlite3_column_bytes(st, 1);
         const void *pblob = sqlite3_column_blob(st, 2);
         size_t pl = (size_t)sqlite3_column_bytes(st, 2);
-        if (kl != kb_row || pl != pb_row || !kblob || !pblob) {
+        if (kl != kb_row || pl != pb_row || !kblob || !pblob) { /* checked even when not kept */
             rc = mk_fail(MK_ERR_FORMAT, "%s: edit %lld: vector blobs of %zu and %zu bytes, expected %zu and %zu (damaged knowledge base)",
                          kb->path, (long long)id, kl, pl, kb_row, pb_row);
             goto fail;
@@ -978,7 +981,7 @@ int mk_kb_load_active(mk_kb *kb, const char *fingerprint, int64_t R, int64_t T, 
         size_t row = (size_t)(lead + i);
         out->ids[row] = id;
         le_to_floats(out->keys + row * (kb_row / 4), kblob, kb_row / 4);
-        le_to_floats(out->prompts + row * (pb_row / 4), pblob, pb_row / 4);
+        if (out->prompts) le_to_floats(out->prompts + row * (pb_row / 4), pblob, pb_row / 4);
         i++;
     }
     if (s != SQLITE_DONE) { rc = db_fail(kb, "loading vectors"); goto fail; }
@@ -995,6 +998,47 @@ fail:
     sqlite3_finalize(st);
     rollback(kb);
     mk_kb_active_free(out);
+    return rc;
+}
+
+int mk_kb_load_active(mk_kb *kb, const char *fingerprint, int64_t R, int64_t T, int64_t D,
+                      int64_t lead, mk_kb_active *out) {
+    return load_active(kb, fingerprint, R, T, D, lead, 1, out);
+}
+
+int mk_kb_load_active_keys(mk_kb *kb, const char *fingerprint, int64_t R, int64_t T, int64_t D,
+                           int64_t lead, mk_kb_active *out) {
+    return load_active(kb, fingerprint, R, T, D, lead, 0, out);
+}
+
+int mk_kb_get_prompts(mk_kb *kb, int64_t id, const char *fingerprint, int64_t T, int64_t D,
+                      float *out) {
+    sqlite3_stmt *st = NULL;
+    size_t want = 0, kb_row = 0;
+    int rc = vec_sizes(kb->path, 1, T, D, &kb_row, &want);
+    if (rc) return rc;
+    if ((rc = prep(kb, "SELECT prompts, fingerprint, status FROM edits WHERE id=?", &st))) return rc;
+    sqlite3_bind_int64(st, 1, id);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = mk_fail(MK_ERR_NOTFOUND, "%s: no edit %lld", kb->path, (long long)id);
+        goto done;
+    }
+    const void *blob = sqlite3_column_blob(st, 0);
+    size_t len = (size_t)sqlite3_column_bytes(st, 0);
+    const char *fp = (const char *)sqlite3_column_text(st, 1);
+    if (!fp || strcmp(fp, fingerprint)) {
+        rc = mk_fail(MK_ERR_MISMATCH, "%s: edit %lld was not encoded by editor %s", kb->path,
+                     (long long)id, fingerprint);
+        goto done;
+    }
+    if (!blob || len != want) {
+        rc = mk_fail(MK_ERR_FORMAT, "%s: edit %lld: prompt blob of %zu bytes, expected %zu (damaged knowledge base)",
+                     kb->path, (long long)id, len, want);
+        goto done;
+    }
+    le_to_floats(out, blob, want / 4);
+done:
+    sqlite3_finalize(st);
     return rc;
 }
 

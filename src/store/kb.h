@@ -185,6 +185,15 @@ typedef struct {
 int mk_kb_load_active(mk_kb *kb, const char *fingerprint, int64_t R, int64_t T, int64_t D,
                       int64_t lead, mk_kb_active *out);
 void mk_kb_active_free(mk_kb_active *a);
+/* The same with the keys only (prompts = NULL): what the question path
+ * needs, a T*D/R-th of the memory; the retrieved edits' prompts then come
+ * from mk_kb_get_prompts. */
+int mk_kb_load_active_keys(mk_kb *kb, const char *fingerprint, int64_t R, int64_t T, int64_t D,
+                           int64_t lead, mk_kb_active *out);
+/* Edit id's prompt vectors (T, D) into out; MK_ERR_MISMATCH unless they
+ * were computed by editor `fingerprint`. */
+int mk_kb_get_prompts(mk_kb *kb, int64_t id, const char *fingerprint, int64_t T, int64_t D,
+                      float *out);
 
 /* Active edits that need (re-)encoding for `fingerprint`: no vectors, or
  * another fingerprint. Text fields filled (free with mk_edit_requests_free). */

@@ -22,7 +22,8 @@ static void fill_view(mk_session *s) {
 int mk_session_reload(mk_session *s) {
     const mk_editor_config *c = &s->ed->cfg;
     mk_kb_active_free(&s->act);
-    int rc = mk_kb_load_active(s->kb, s->editor_fp, c->R, c->T, c->D, 1, &s->act);
+    int rc = s->keys_only ? mk_kb_load_active_keys(s->kb, s->editor_fp, c->R, c->T, c->D, 1, &s->act)
+                          : mk_kb_load_active(s->kb, s->editor_fp, c->R, c->T, c->D, 1, &s->act);
     if (rc) return rc;
     /* An empty knowledge base may not know the shape yet: the editor does. */
     s->act.R = c->R;
@@ -48,6 +49,7 @@ int mk_session_open(const char *kb_path, const char *model_path, const char *edi
         goto fail;
     }
     s->editor_fp = s->ed->fp; /* computed by mk_editor_load */
+    s->keys_only = (flags & MK_SESSION_READONLY) != 0;
     int kflags = (flags & MK_SESSION_READONLY) ? MK_KB_READONLY : MK_KB_CREATE;
     if ((rc = mk_kb_open(kb_path, kflags, &s->kb))) goto fail;
     if (!(flags & MK_SESSION_NO_LOAD) && (rc = mk_session_reload(s))) goto fail;
@@ -190,6 +192,23 @@ int mk_session_retrieve(mk_session *s, const char *const *questions, int n,
     if (!rc) rc = mk_retrieve(&s->rkb, q, n, opts, res);
     free(q);
     return rc;
+}
+
+int mk_session_prefix(mk_session *s, const mk_retr_result *res, int64_t b, float *prefix,
+                      int64_t max_vecs, int64_t *n_vecs) {
+    if (!s->keys_only) return mk_retr_gather(&s->rkb, res, b, prefix, max_vecs, n_vecs);
+    int64_t T = s->rkb.T, D = s->rkb.D, k = res->n_kept[b];
+    *n_vecs = 0;
+    if (k * T > max_vecs)
+        return mk_fail(MK_ERR_RANGE, "prefix of %lld vectors exceeds the buffer of %lld",
+                       (long long)(k * T), (long long)max_vecs);
+    for (int64_t j = 0; j < k; j++) {
+        int rc = mk_kb_get_prompts(s->kb, res->ids[b * res->top_k + j], s->editor_fp, T, D,
+                                   prefix + (size_t)(j * T) * (size_t)D);
+        if (rc) return rc;
+    }
+    *n_vecs = k * T;
+    return MK_OK;
 }
 
 int mk_session_answer(mk_session *s, const char *question, const float *prefix, int n_prefix,

@@ -22,12 +22,15 @@ typedef struct {
     mk_editor *ed;
     mk_kb *kb;
     const char *editor_fp;  /* mk_editor_fingerprint(ed) */
-    mk_kb_active act;       /* row 0 = prototype key, rows 1.. = active edits */
+    mk_kb_active act;       /* row 0 = prototype key, rows 1.. = active edits;
+                               read-only sessions hold keys only (prompts NULL) */
     mk_retr_kb rkb;         /* view of act */
+    int keys_only;
 } mk_session;
 
 enum {
-    MK_SESSION_READONLY = 1, /* open the knowledge base read-only (ask) */
+    MK_SESSION_READONLY = 1, /* open the knowledge base read-only and load the
+                                keys only (ask: prompts come per retrieved edit) */
     MK_SESSION_NO_LLM_TOKENIZER = 2,
     MK_SESSION_NO_LOAD = 4   /* do not load the active edits (re-encoding) */
 };
@@ -60,6 +63,13 @@ int mk_session_reencode(mk_session *s, const char *author, const char *reason,
 /* Retrieve for n questions (spec 5); res as mk_retrieve's. */
 int mk_session_retrieve(mk_session *s, const char *const *questions, int n,
                         const mk_retr_opts *opts, mk_retr_result *res);
+
+/* The prefix of query b of res: its kept edits' prompt vectors in rank
+ * order into prefix (capacity max_vecs vectors of D floats), *n_vecs of
+ * them (0: run unedited). Read from the knowledge base when the session
+ * holds keys only. */
+int mk_session_prefix(mk_session *s, const mk_retr_result *res, int64_t b, float *prefix,
+                      int64_t max_vecs, int64_t *n_vecs);
 
 /* Generate an answer to `question` with the prefix (n_prefix, D) (may be
  * 0/NULL: unedited). *text is malloc'd (the new text only). */
